@@ -1,0 +1,3 @@
+"""Sealgate: keep untrusted container images off your hosts."""
+
+__version__ = "0.1.0"
