@@ -1,0 +1,144 @@
+"""What each command does, as library calls the CLI and the GitHub Action share.
+
+The CLI parses arguments and prints; the Action reads ``SEALGATE_*`` variables
+and writes summaries; both end up here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from gate import keys, manifests, policy, refs
+from gate.errors import UsageError
+from gate.policy import Policy
+from gate.provenance import PREDICATE_ALIASES, AttestationCheck
+from gate.registry import RegistryClient
+from gate.result import Location, Result
+from gate.sign import SignatureFormat, Signed, sign_image
+from gate.stores import RegistryStore, SignatureStore
+from gate.verify import Target, Verifier
+
+
+@dataclass(frozen=True)
+class RegistryOptions:
+    """How to reach registries: the same knobs on the CLI, the Action and GitLab."""
+
+    insecure: tuple[str, ...] = ()
+    ca_bundle: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+    def client(self) -> RegistryClient:
+        from gate.credentials import Credentials
+
+        credentials = Credentials.from_environment(username=self.username, password=self.password)
+        return RegistryClient(
+            credentials=credentials, insecure=self.insecure, ca_bundle=self.ca_bundle
+        )
+
+
+@dataclass
+class Context:
+    """Shared state for one run: one registry client, so one pool and one token per scope."""
+
+    registry: RegistryOptions = field(default_factory=RegistryOptions)
+    _client: RegistryClient | None = None
+
+    @property
+    def client(self) -> RegistryClient:
+        if self._client is None:
+            self._client = self.registry.client()
+        return self._client
+
+    def stores(self) -> list[SignatureStore]:
+        return [RegistryStore(self.client)]
+
+
+def load_policy(policy_file: str | None, public_keys: Sequence[str]) -> Policy:
+    """A policy file, or the implicit "any of these keys" policy of ``verify --key``."""
+    if policy_file and public_keys:
+        raise UsageError("give either a policy or public keys, not both")
+    if policy_file:
+        return policy.load(policy_file)
+    if not public_keys:
+        raise UsageError(
+            "give the trusted public keys with --key PUB (repeatable) or a policy with --policy FILE"
+        )
+    return policy.from_keys([keys.load_public_key(k) for k in public_keys])
+
+
+def sign(
+    ctx: Context,
+    images: Sequence[str],
+    key: keys.PrivateKey,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    fmt: SignatureFormat = SignatureFormat.LEGACY,
+    recursive: bool = False,
+) -> list[Signed]:
+    sources = [refs.parse_source(text) for text in images]  # all valid before anything is written
+    out: list[Signed] = []
+    for source in sources:
+        if source.reference is None:
+            raise UsageError(f"{source.text}: signing {source.kind} sources is not supported yet")
+        out.extend(
+            sign_image(
+                ctx.client,
+                source.reference,
+                key,
+                annotations=annotations,
+                fmt=fmt,
+                recursive=recursive,
+            )
+        )
+    return out
+
+
+def verify(
+    ctx: Context, images: Sequence[str], pol: Policy, *, attestations: Sequence[str] = ()
+) -> list[Result]:
+    targets = [Target(refs.parse_source(text)) for text in images]
+    return _verifier(ctx, pol, attestations).run(targets)
+
+
+@dataclass(frozen=True)
+class GateRun:
+    results: list[Result]
+    skipped: list[manifests.Finding]
+    """References that could not be resolved (variables, build args): reported, not verified."""
+
+
+def gate(
+    ctx: Context,
+    paths: Sequence[str],
+    pol: Policy,
+    *,
+    stdin: TextIO | None = None,
+    allow_empty: bool = False,
+) -> GateRun:
+    """Every distinct image reference in ``paths``, verified once, with all its locations."""
+    findings = manifests.find_images(paths, stdin=stdin)
+    places: dict[str, list[Location]] = {}
+    for finding in findings:
+        if finding.reference is not None:
+            places.setdefault(str(finding.reference), []).append(finding.location)
+    if not places and not allow_empty:
+        raise UsageError(
+            "no images found in " + ", ".join(paths), hint="pass --allow-empty if that is expected"
+        )
+    targets = [
+        Target(refs.parse_source(text), tuple(sorted(set(locs)))) for text, locs in places.items()
+    ]
+    results = _verifier(ctx, pol).run(targets) if targets else []
+    return GateRun(results, [f for f in findings if f.reference is None])
+
+
+def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Verifier:
+    checks = [AttestationCheck(PREDICATE_ALIASES.get(a, a)) for a in attestations]
+    workers = int(os.environ.get("SEALGATE_WORKERS", "8"))
+    return Verifier(
+        pol, client=ctx.client, stores=ctx.stores(), require_attestations=checks, workers=workers
+    )

@@ -1,0 +1,369 @@
+"""The trust policy: load and validate one YAML file, and pick the rule for an image.
+
+Validation works on PyYAML's composed node graph rather than on loaded Python
+objects, so every error can name the file, line and key, and so an alias bomb
+cannot expand. Deciding is left to ``verify.decide``; this module only says
+which rule applies and what it requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+
+from gate import keys
+from gate.errors import KeyLoadError, PolicyError
+from gate.provenance import PREDICATE_ALIASES, AttestationCheck
+from gate.refs import Reference
+
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+class Pinned(StrEnum):
+    REQUIRED = "required"
+    WARN = "warn"
+    OFF = "off"
+
+
+class Unsupported(StrEnum):
+    DENY = "deny"
+    WARN = "warn"
+
+
+@dataclass(frozen=True)
+class TrustedSigner:
+    """A public key the policy trusts, with its name and rank."""
+
+    name: str
+    key: keys.PublicKey
+    level: int = 0
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What an image matching ``match`` needs to be TRUSTED."""
+
+    match: str
+    signers: tuple[str, ...]
+    threshold: int = 1
+    min_level: int | None = None
+    max_age: timedelta | None = None
+    pinned: Pinned = Pinned.REQUIRED
+    unsupported: Unsupported = Unsupported.WARN
+    attestations: tuple[AttestationCheck, ...] = ()
+    line: int | None = None
+    """Where the rule starts in the policy file (for `policy explain`)."""
+
+    def matches(self, ref: Reference) -> bool:
+        return _glob(self.match).fullmatch(ref.name) is not None or (
+            _glob(self.match).fullmatch(str(ref)) is not None
+        )
+
+
+@dataclass(frozen=True)
+class Policy:
+    signers: dict[str, TrustedSigner]
+    rules: tuple[Rule, ...]
+    registries: tuple[str, ...] | None = None
+    """Allowed registries; None allows any."""
+    default: Rule | None = None
+    """The rule for images no rule matches; None denies them."""
+    source: str = "<command line>"
+    digest: str | None = None
+    """sha256 of the policy file bytes, recorded in the signed gate report."""
+    explicit: bool = field(default=True)
+
+    def rule_for(self, ref: Reference) -> Rule | None:
+        for rule in self.rules:
+            if rule.matches(ref):
+                return rule
+        return self.default
+
+    def registry_allowed(self, ref: Reference) -> bool:
+        return self.registries is None or ref.registry in self.registries
+
+    def signers_for(self, rule: Rule) -> list[TrustedSigner]:
+        return [self.signers[name] for name in rule.signers]
+
+
+def from_keys(public_keys: Sequence[keys.PublicKey]) -> Policy:
+    """The implicit policy of ``verify --key``: any one of the keys, tags allowed."""
+    signers = {
+        f"key-{i + 1}": TrustedSigner(f"key-{i + 1}", key) for i, key in enumerate(public_keys)
+    }
+    rule = Rule("**", tuple(signers), threshold=1, pinned=Pinned.OFF)
+    return Policy(signers, (rule,), explicit=False)
+
+
+_GLOB_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``**`` crosses '/', ``*`` and ``?`` do not."""
+    compiled = _GLOB_CACHE.get(pattern)
+    if compiled is None:
+        out, i = [], 0
+        while i < len(pattern):
+            if pattern.startswith("**", i):
+                out.append(".*")
+                i += 2
+            elif pattern[i] == "*":
+                out.append("[^/]*")
+                i += 1
+            elif pattern[i] == "?":
+                out.append("[^/]")
+                i += 1
+            else:
+                out.append(re.escape(pattern[i]))
+                i += 1
+        compiled = _GLOB_CACHE[pattern] = re.compile("".join(out))
+    return compiled
+
+
+_AGE = re.compile(r"(\d+)\s*([smhdw])")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_age(text: str) -> timedelta:
+    match = _AGE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a duration: use a number and s, m, h, d or w, e.g. 90d")
+    return timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+class _Doc:
+    """Typed access to composed YAML nodes with errors at file:line."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: yaml.Node | None, message: str) -> PolicyError:
+        line = node.start_mark.line + 1 if node is not None else None
+        return PolicyError(message, file=self.source, line=line)
+
+    def mapping(self, node: yaml.Node, what: str, allowed: Sequence[str]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} must be a mapping")
+        out: dict[str, yaml.Node] = {}
+        for key_node, value in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            if key not in allowed:
+                raise self.fail(
+                    key_node, f"unknown key '{key}' in {what}; allowed: {', '.join(allowed)}"
+                )
+            if key in out:
+                raise self.fail(key_node, f"duplicate key '{key}' in {what}")
+            out[key] = value
+        return out
+
+    def sequence(self, node: yaml.Node, what: str) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{what} must be a list")
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.value == "" and node.tag.endswith("null"):
+            raise self.fail(node, f"{what} must be a single value")
+        return str(node.value)
+
+    def integer(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
+        text = self.scalar(node, what)
+        if not re.fullmatch(r"-?\d+", text) or int(text) < minimum:
+            raise self.fail(
+                node, f"{what} must be a whole number of at least {minimum}, not '{text}'"
+            )
+        return int(text)
+
+    def choice(self, node: yaml.Node, what: str, enum: type[StrEnum]) -> StrEnum:
+        text = self.scalar(node, what)
+        try:
+            return enum(text)
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            raise self.fail(node, f"{what} is '{text}'; allowed: {allowed}") from None
+
+
+def load(path: str | Path) -> Policy:
+    """Read and validate a policy file; PolicyError names file, line and key."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise PolicyError(f"cannot read the policy: {e.strerror}", file=source) from e
+    if len(data) > MAX_POLICY_BYTES:
+        raise PolicyError(f"policy is larger than {MAX_POLICY_BYTES} bytes", file=source)
+    return loads(data, source=source, base=Path(path).parent)
+
+
+def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) -> Policy:
+    doc = _Doc(source)
+    try:
+        root = yaml.compose(data.decode("utf-8"), Loader=yaml.SafeLoader)
+    except UnicodeDecodeError as e:
+        raise PolicyError("policy is not UTF-8 text", file=source) from e
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else None
+        raise PolicyError(f"policy is not valid YAML: {e.problem}", file=source, line=line) from e
+    except yaml.YAMLError as e:
+        raise PolicyError(f"policy is not valid YAML: {e}", file=source) from e
+    if root is None:
+        raise PolicyError("policy is empty", file=source)
+    top = doc.mapping(root, "the policy", ("version", "signers", "registries", "rules", "default"))
+    if "version" not in top:
+        raise doc.fail(root, "policy has no 'version'; add 'version: 1'")
+    if doc.scalar(top["version"], "version") != "1":
+        raise doc.fail(top["version"], "policy version must be 1")
+
+    signers = _signers(doc, top.get("signers"), base or Path("."))
+    rules = (
+        tuple(_rule(doc, node, signers) for node in doc.sequence(top["rules"], "rules"))
+        if "rules" in top
+        else ()
+    )
+    registries = None
+    if "registries" in top:
+        registries = tuple(
+            doc.scalar(n, "a registry") for n in doc.sequence(top["registries"], "registries")
+        )
+    default: Rule | None = None
+    if "default" in top:
+        node = top["default"]
+        if isinstance(node, yaml.ScalarNode):
+            if node.value != "deny":
+                raise doc.fail(node, "default must be 'deny' or a rule without 'match'")
+        else:
+            default = _rule(doc, node, signers, is_default=True)
+    if not rules and default is None:
+        raise doc.fail(
+            root, "policy has no rules, so it would deny every image; add a 'rules' list"
+        )
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    return Policy(signers, rules, registries, default, source, digest)
+
+
+def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, TrustedSigner]:
+    if node is None:
+        raise PolicyError(
+            "policy has no 'signers'; list the public keys you trust", file=doc.source
+        )
+    signers: dict[str, TrustedSigner] = {}
+    for item in doc.sequence(node, "signers"):
+        fields = doc.mapping(item, "a signer", ("name", "key", "level"))
+        for required in ("name", "key"):
+            if required not in fields:
+                raise doc.fail(item, f"a signer needs '{required}'")
+        name = doc.scalar(fields["name"], "signer name")
+        if name in signers:
+            raise doc.fail(fields["name"], f"signer '{name}' is listed twice")
+        key_text = doc.scalar(fields["key"], f"key of signer '{name}'")
+        if not key_text.startswith(("-----BEGIN", "env://")) and not Path(key_text).is_absolute():
+            key_text = str(base / key_text)
+        try:
+            key = keys.load_public_key(key_text)
+        except KeyLoadError as e:
+            raise doc.fail(fields["key"], f"signer '{name}': {e.message}") from e
+        level, label = 0, None
+        if "level" in fields:
+            text = doc.scalar(fields["level"], "level")
+            match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(.+?))?\s*", text)
+            if not match:
+                raise doc.fail(
+                    fields["level"],
+                    f"level '{text}' must be a number, optionally with a label: '2 - release'",
+                )
+            level, label = int(match.group(1)), match.group(2)
+        signers[name] = TrustedSigner(name, key, level, label)
+    if not signers:
+        raise doc.fail(node, "'signers' is empty; list the public keys you trust")
+    return signers
+
+
+_RULE_KEYS = ("match", "require", "min_level", "max_age", "pinned", "unsupported", "attestations")
+
+
+def _rule(
+    doc: _Doc, node: yaml.Node, signers: dict[str, TrustedSigner], *, is_default: bool = False
+) -> Rule:
+    fields = doc.mapping(
+        node,
+        "the default rule" if is_default else "a rule",
+        _RULE_KEYS[1:] if is_default else _RULE_KEYS,
+    )
+    if is_default:
+        match = "**"
+    elif "match" not in fields:
+        raise doc.fail(node, "a rule needs 'match', an image pattern such as 'ghcr.io/acme/**'")
+    else:
+        match = doc.scalar(fields["match"], "match")
+    names: tuple[str, ...] = tuple(signers)
+    threshold = 1
+    if "require" in fields:
+        require = doc.mapping(fields["require"], "require", ("signers", "threshold"))
+        if "signers" in require:
+            names = tuple(
+                doc.scalar(n, "a signer name")
+                for n in doc.sequence(require["signers"], "require.signers")
+            )
+            for name_node, name in zip(require["signers"].value, names, strict=True):
+                if name not in signers:
+                    raise doc.fail(
+                        name_node, f"unknown signer '{name}'; known: {', '.join(signers)}"
+                    )
+        if "threshold" in require:
+            threshold = doc.integer(require["threshold"], "threshold", minimum=1)
+            if threshold > len(names):
+                raise doc.fail(
+                    require["threshold"],
+                    f"threshold {threshold} is more than the {len(names)} signers listed",
+                )
+    max_age = None
+    if "max_age" in fields:
+        try:
+            max_age = parse_age(doc.scalar(fields["max_age"], "max_age"))
+        except ValueError as e:
+            raise doc.fail(fields["max_age"], str(e)) from e
+    checks = []
+    if "attestations" in fields:
+        for item in doc.sequence(fields["attestations"], "attestations"):
+            att = doc.mapping(item, "an attestation", ("type", "builder", "source"))
+            if "type" not in att:
+                raise doc.fail(
+                    item,
+                    "an attestation needs 'type' (a predicate type URI or alias such as slsaprovenance)",
+                )
+            kind = doc.scalar(att["type"], "type")
+            checks.append(
+                AttestationCheck(
+                    predicate_type=PREDICATE_ALIASES.get(kind, kind),
+                    builder=doc.scalar(att["builder"], "builder") if "builder" in att else None,
+                    source=doc.scalar(att["source"], "source") if "source" in att else None,
+                )
+            )
+    return Rule(
+        match=match,
+        signers=names,
+        threshold=threshold,
+        min_level=doc.integer(fields["min_level"], "min_level") if "min_level" in fields else None,
+        max_age=max_age,
+        pinned=Pinned(doc.choice(fields["pinned"], "pinned", Pinned))
+        if "pinned" in fields
+        else Pinned.REQUIRED,
+        unsupported=(
+            Unsupported(doc.choice(fields["unsupported"], "unsupported", Unsupported))
+            if "unsupported" in fields
+            else Unsupported.WARN
+        ),
+        attestations=tuple(checks),
+        line=node.start_mark.line + 1,
+    )

@@ -1,0 +1,146 @@
+"""Sign images in a registry, in cosign's layouts, and attach attestations and revocations.
+
+The signed bytes are made by ``signatures`` and ``dsse`` (pure); this module
+only reads what is there, appends, and pushes. Appending to a ``.sig``
+manifest is read-modify-write, racy by design as in cosign
+(SIGNATURE_SPEC.md "Support for multiple signatures works but is racy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from gate import dsse, signatures
+from gate.errors import SealgateError, UsageError
+from gate.keys import PrivateKey
+from gate.refs import Reference, Repository
+from gate.registry import INDEX_MEDIA_TYPES, Manifest, RegistryClient
+
+CREATOR = "sealgate"
+
+
+class SignatureFormat(StrEnum):
+    LEGACY = "legacy"
+    BUNDLE = "bundle"
+    BOTH = "both"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What one signing wrote."""
+
+    image: str
+    digest: str
+    written: tuple[str, ...]
+    """Where: ``repo:sha256-….sig`` and/or ``referrer sha256:…``."""
+
+
+def resolve(client: RegistryClient, ref: Reference) -> Manifest:
+    return client.get_manifest(ref.repository, ref.identifier)
+
+
+def sign_image(
+    client: RegistryClient,
+    ref: Reference,
+    key: PrivateKey,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    fmt: SignatureFormat = SignatureFormat.LEGACY,
+    recursive: bool = False,
+    now: datetime | None = None,
+) -> list[Signed]:
+    """Sign ``ref`` (resolved to its digest) and, with ``recursive``, each platform of an index."""
+    moment = now or datetime.now(UTC)
+    manifest = resolve(client, ref)
+    todo = [manifest.descriptor]
+    if recursive and manifest.media_type in INDEX_MEDIA_TYPES:
+        for child in manifest.json().get("manifests", []):
+            todo.append(client.get_manifest(ref.repository, child["digest"]).descriptor)
+    results = []
+    for descriptor in todo:
+        optional: dict[str, Any] = {
+            CREATOR_KEY: CREATOR,
+            signatures.TIMESTAMP_KEY: int(moment.timestamp()),
+        }
+        optional.update(annotations or {})
+        written = []
+        if fmt in (SignatureFormat.LEGACY, SignatureFormat.BOTH):
+            payload = signatures.make_payload(
+                descriptor.digest, signatures.docker_reference(ref), optional
+            )
+            written.append(
+                _append_legacy(
+                    client, ref.repository, descriptor.digest, payload, key.sign(payload)
+                )
+            )
+        if fmt in (SignatureFormat.BUNDLE, SignatureFormat.BOTH):
+            statement = signatures.sign_statement(descriptor.digest, optional)
+            envelope = dsse.sign(statement, signatures.INTOTO_PAYLOAD_TYPE, key)
+            bundle = signatures.make_bundle(envelope.to_dict(), key.public_key.hint)
+            artifact = signatures.bundle_referrer(
+                descriptor.to_dict(), bundle, signatures.COSIGN_SIGN_PREDICATE, moment
+            )
+            written.append("referrer " + _push(client, ref.repository, artifact, artifact.digest))
+        results.append(Signed(f"{ref.name}@{descriptor.digest}", descriptor.digest, tuple(written)))
+    return results
+
+
+CREATOR_KEY = signatures.CREATOR_KEY
+
+
+def _append_legacy(
+    client: RegistryClient, repo: Repository, digest: str, payload: bytes, sig: bytes
+) -> str:
+    tag = signatures.attachment_tag(digest, "sig")
+    existing = client.find_manifest(repo, tag)
+    layers: list[signatures.SignatureLayer] = []
+    if existing is not None:
+        try:
+            layers = signatures.parse_signature_manifest(existing.json())
+        except SealgateError as e:
+            raise UsageError(
+                f"the existing signature manifest {repo}:{tag} is malformed ({e.message}); "
+                "refusing to overwrite it — inspect and delete that tag first"
+            ) from e
+    artifact = signatures.append_signature(layers, payload, sig)
+    _push(client, repo, artifact, tag)
+    return f"{repo}:{tag}"
+
+
+def attach_layer(
+    client: RegistryClient,
+    repo: Repository,
+    digest: str,
+    blob: bytes,
+    media_type: str,
+    annotations: Mapping[str, str],
+    suffix: str,
+) -> str:
+    """Append one DSSE layer to ``sha256-<hex>.<suffix>`` (attestations; revocations in ``.sig``)."""
+    tag = signatures.attachment_tag(digest, suffix)
+    existing = client.find_manifest(repo, tag)
+    layers = signatures.parse_signature_manifest(existing.json()) if existing is not None else []
+    layer = signatures.SignatureLayer(
+        digest=signatures.digest_of(blob),
+        size=len(blob),
+        media_type=media_type,
+        annotations={signatures.SIGNATURE_ANNOTATION: "", **annotations},
+    )
+    if layer not in layers:
+        layers.append(layer)
+    artifact = signatures.signature_manifest(layers, {layer.digest: blob})
+    _push(client, repo, artifact, tag)
+    return f"{repo}:{tag}"
+
+
+def _push(
+    client: RegistryClient, repo: Repository, artifact: signatures.ArtifactManifest, reference: str
+) -> str:
+    """Blobs first, then the manifest: a registry must never see a manifest naming missing blobs."""
+    for blob in artifact.blobs.values():
+        client.push_blob(repo, blob)
+    return client.push_manifest(repo, reference, artifact.manifest, artifact.media_type)

@@ -1,0 +1,137 @@
+"""The trust policy: loading, errors at file:line, and which rule applies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from gate import keys, policy
+from gate.errors import PolicyError
+from gate.policy import Pinned, Unsupported
+from gate.refs import parse
+
+DIGEST = "sha256:" + "a" * 64
+
+
+@pytest.fixture
+def keydir(tmp_path: Path) -> Path:
+    for name in ("ci", "release"):
+        (tmp_path / f"{name}.pub").write_bytes(keys.generate().public_key.pem)
+    (tmp_path / "private.key").write_bytes(keys.generate().to_pem(None))
+    return tmp_path
+
+
+GOOD = """\
+version: 1
+signers:
+  - name: ci
+    key: ci.pub
+    level: 1
+  - name: release
+    key: release.pub
+    level: "2 - release"
+registries: [ghcr.io, 127.0.0.1:5000]
+rules:
+  - match: "ghcr.io/acme/payments/**"
+    require: {signers: [ci, release], threshold: 2}
+    min_level: 2
+    max_age: 90d
+    pinned: required
+    unsupported: deny
+    attestations:
+      - type: slsaprovenance
+        builder: https://github.com/acme/payments/.github/workflows/release.yml@refs/heads/main
+  - match: "**"
+    require: {signers: [ci, release], threshold: 1}
+    pinned: warn
+default: deny
+"""
+
+
+def _write(dir: Path, text: str) -> Path:
+    path = dir / "policy.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_full_policy_loads(keydir: Path) -> None:
+    pol = policy.load(_write(keydir, GOOD))
+    assert set(pol.signers) == {"ci", "release"}
+    assert pol.signers["release"].level == 2 and pol.signers["release"].label == "release"
+    first, second = pol.rules
+    assert first.threshold == 2 and first.min_level == 2 and first.max_age == timedelta(days=90)
+    assert first.unsupported is Unsupported.DENY and first.line == 11
+    assert first.attestations[0].predicate_type == "https://slsa.dev/provenance/v1"
+    assert second.pinned is Pinned.WARN
+    assert pol.digest and pol.digest.startswith("sha256:")
+
+
+def test_rule_matching_first_wins_and_globs(keydir: Path) -> None:
+    pol = policy.load(_write(keydir, GOOD))
+    assert pol.rule_for(parse(f"ghcr.io/acme/payments/api@{DIGEST}")) is pol.rules[0]
+    assert pol.rule_for(parse(f"ghcr.io/acme/web@{DIGEST}")) is pol.rules[1]
+    assert pol.registry_allowed(parse("127.0.0.1:5000/x"))
+    assert not pol.registry_allowed(parse("nginx"))
+
+
+def test_single_star_does_not_cross_slash(keydir: Path) -> None:
+    text = GOOD.replace('"ghcr.io/acme/payments/**"', '"ghcr.io/acme/*"').replace('  - match: "**"\n', '  - match: "docker.io/**"\n')
+    pol = policy.load(_write(keydir, text))
+    assert pol.rule_for(parse(f"ghcr.io/acme/web@{DIGEST}")) is pol.rules[0]
+    assert pol.rule_for(parse(f"ghcr.io/acme/payments/api@{DIGEST}")) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (("pinned: warn", "pinned: sometimes"), r"policy.yaml:22: pinned is 'sometimes'; allowed: required, warn, off"),
+        (("threshold: 2}", "threshold: 3}"), r"policy.yaml:12: threshold 3 is more than the 2 signers"),
+        (("signers: [ci, release], threshold: 1", "signers: [ci, bob], threshold: 1"), r"policy.yaml:21: unknown signer 'bob'"),
+        (("max_age: 90d", "max_age: soon"), r"policy.yaml:14: 'soon' is not a duration"),
+        (("min_level: 2", "min_levle: 2"), r"policy.yaml:13: unknown key 'min_levle' in a rule; allowed: match"),
+        (("key: ci.pub", "key: private.key"), r"policy.yaml:4: signer 'ci': .*private key"),
+        (("key: ci.pub", "key: missing.pub"), r"policy.yaml:4: signer 'ci':"),
+        (("version: 1", "version: 2"), r"policy.yaml:1: policy version must be 1"),
+        (("default: deny", "default: allow"), r"policy.yaml:23: default must be 'deny'"),
+        (("rules:", "rules: ["), r"policy.yaml:\d+: policy is not valid YAML"),
+    ],
+)
+def test_errors_name_file_line_and_key(keydir: Path, change: tuple[str, str], match: str) -> None:
+    path = _write(keydir, GOOD.replace(*change))
+    with pytest.raises(PolicyError, match=match):
+        policy.load(path)
+
+
+def test_unreadable_and_empty_policies(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read the policy"):
+        policy.load(tmp_path / "nope.yaml")
+    with pytest.raises(PolicyError, match="policy is empty"):
+        policy.load(_write(tmp_path, ""))
+    with pytest.raises(PolicyError, match="must be a mapping"):
+        policy.load(_write(tmp_path, "- just a list\n"))
+
+
+def test_yaml_bomb_does_not_expand(tmp_path: Path) -> None:
+    bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    for i in range(1, 12):
+        bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)},*{chr(96 + i)},*{chr(96 + i)},*{chr(96 + i)}]\n"
+    with pytest.raises(PolicyError, match="unknown key 'a'"):
+        policy.load(_write(tmp_path, bomb))
+
+
+def test_inline_and_env_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pem = keys.generate().public_key.pem.decode()
+    monkeypatch.setenv("RELEASE_PUB", pem)
+    inline = "\n".join("      " + line for line in pem.strip().splitlines())
+    text = f"version: 1\nsigners:\n  - name: a\n    key: |\n{inline}\n  - name: b\n    key: env://RELEASE_PUB\nrules:\n  - match: '**'\n"
+    pol = policy.load(_write(tmp_path, text))
+    assert pol.signers["a"].key.key_id == pol.signers["b"].key.key_id
+    assert pol.rules[0].signers == ("a", "b")
+
+
+def test_implicit_policy_from_keys() -> None:
+    pol = policy.from_keys([keys.generate().public_key])
+    rule = pol.rule_for(parse("anything:tag"))
+    assert rule is not None and rule.pinned is Pinned.OFF and not pol.explicit
