@@ -14,7 +14,7 @@ from typing import TextIO
 from gate import keys, manifests, policy, refs
 from gate.errors import UsageError
 from gate.policy import Policy
-from gate.provenance import PREDICATE_ALIASES, AttestationCheck
+from gate.provenance import AttestationCheck
 from gate.registry import RegistryClient
 from gate.result import Location, Result
 from gate.sign import SignatureFormat, Signed, sign_image
@@ -137,7 +137,7 @@ def gate(
 
 
 def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Verifier:
-    checks = [AttestationCheck(PREDICATE_ALIASES.get(a, a)) for a in attestations]
+    checks = [AttestationCheck(a) for a in attestations]
     workers = int(os.environ.get("SEALGATE_WORKERS", "8"))
     return Verifier(
         pol, client=ctx.client, stores=ctx.stores(), require_attestations=checks, workers=workers

@@ -42,6 +42,8 @@ def _verify_claim(
     """The first policy signer whose key verifies the claim, and the verified payload."""
     if claim.problem is not None:
         return None, None
+    if claim.kind is ClaimKind.DSSE and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE:
+        return None, None  # NOTE: cosign pkg/cosign/verify.go rejects other DSSE payload types.
     for signer in policy.signers.values():
         if any(signer.key.verify(sig, claim.signed) for sig in claim.signatures):
             return signer, claim.payload

@@ -10,6 +10,9 @@ hint, and a class-level exit code that follows DESIGN.md:
     │   ├── PolicyError               2  the trust policy is unreadable or invalid (file, line)
     │   └── ManifestError             2  a deploy manifest cannot be read or parsed (file, line)
     ├── PolicyFailureError            1  a decision: something is not trusted
+    │   ├── SignatureFormatError      1  stored signature data is malformed (signatures.py)
+    │   ├── DSSEError                 1  not a DSSE envelope, or too few valid signatures (dsse.py)
+    │   └── StatementError            1  not an in-toto statement (provenance.py)
     └── UnavailableError              3  could not tell: something could not be read
         ├── RegistryError             3  the registry failed, refused, or sent bad bytes
         │   ├── RegistryAuthError     3  401/403 after trying the credentials we have

@@ -20,7 +20,7 @@ import yaml
 
 from gate import keys
 from gate.errors import KeyLoadError, PolicyError
-from gate.provenance import PREDICATE_ALIASES, AttestationCheck
+from gate.provenance import AttestationCheck
 from gate.refs import Reference
 
 MAX_POLICY_BYTES = 1024 * 1024
@@ -345,7 +345,7 @@ def _rule(
             kind = doc.scalar(att["type"], "type")
             checks.append(
                 AttestationCheck(
-                    predicate_type=PREDICATE_ALIASES.get(kind, kind),
+                    predicate_type=kind,
                     builder=doc.scalar(att["builder"], "builder") if "builder" in att else None,
                     source=doc.scalar(att["source"], "source") if "source" in att else None,
                 )

@@ -48,6 +48,8 @@ class Claim:
     """Why this claim is malformed (tampered data); such a claim never verifies."""
     public_key: bytes | None = None
     """The signer key the store recorded (ledger); a claim, still checked against the policy."""
+    payload_type: str | None = None
+    """For DSSE claims: the envelope's payloadType (only in-toto statements count)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ def dsse_claim(origin: str, envelope_json: bytes | Mapping[str, Any]) -> Claim:
         payload=envelope.payload,
         signed=dsse.pae(envelope.payload_type, envelope.payload),
         signatures=tuple(s.sig for s in envelope.signatures),
+        payload_type=envelope.payload_type,
     )
 
 

@@ -63,7 +63,7 @@ def test_full_policy_loads(keydir: Path) -> None:
     first, second = pol.rules
     assert first.threshold == 2 and first.min_level == 2 and first.max_age == timedelta(days=90)
     assert first.unsupported is Unsupported.DENY and first.line == 11
-    assert first.attestations[0].predicate_type == "https://slsa.dev/provenance/v1"
+    assert first.attestations[0].predicate_type == "slsaprovenance"
     assert second.pinned is Pinned.WARN
     assert pol.digest and pol.digest.startswith("sha256:")
 
