@@ -1,0 +1,253 @@
+"""Registry credentials: flags, SEALGATE_* environment, docker ``config.json`` and helpers.
+
+The lookup follows docker-py's ``resolve_authconfig`` (FORMATS.md §5.7) so a
+``docker login`` done on the machine works unchanged:
+
+1. explicit username/password (command-line flags) — for every registry;
+2. ``SEALGATE_REGISTRY_USERNAME`` / ``SEALGATE_REGISTRY_PASSWORD`` — for every registry;
+3. ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``: ``credHelpers[host]``,
+   then ``credsStore``, then the ``auths`` map.
+
+Secrets never appear in ``repr()``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from gate.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+USERNAME_ENV = "SEALGATE_REGISTRY_USERNAME"
+PASSWORD_ENV = "SEALGATE_REGISTRY_PASSWORD"
+IDENTITY_TOKEN_USERNAME = "<token>"
+"""A username meaning "the secret is an identity (OAuth2 refresh) token" (docker/cli login.md)."""
+DOCKER_HUB_INDEX = "https://index.docker.io/v1/"
+"""The key under which Docker Hub credentials are stored and asked of helpers."""
+_DOCKER_HUB_NAMES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+HELPER_TIMEOUT = 30.0
+
+HelperRunner = Callable[[str, str], "tuple[str, str] | None"]
+"""``(helper suffix, server URL) -> (username, secret) | None``; swappable for tests."""
+
+
+def _hostname(key: str) -> str:
+    """``https://host:port/v1/`` -> ``host:port``, as docker-py's ``convert_to_hostname``."""
+    if "://" in key:
+        return urlsplit(key).netloc
+    return key.split("/", 1)[0]
+
+
+def server_address(host: str) -> str:
+    """The name a registry's credentials are filed under (Docker Hub uses its index URL)."""
+    return DOCKER_HUB_INDEX if host in _DOCKER_HUB_NAMES else host
+
+
+def run_helper(name: str, server_url: str) -> tuple[str, str] | None:
+    """Ask ``docker-credential-<name> get`` for the credentials of ``server_url``.
+
+    A missing helper or a non-zero exit ("credentials not found") means no
+    credentials, as in docker; the helper's output is never logged since it holds secrets.
+    """
+    program = f"docker-credential-{name}"
+    try:
+        done = subprocess.run(
+            [program, "get"],
+            input=server_url.encode(),
+            capture_output=True,
+            timeout=HELPER_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        log.warning("credential helper %s is not on PATH; continuing without it", program)
+        return None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        log.warning(
+            "credential helper %s failed (%s); continuing without it", program, type(e).__name__
+        )
+        return None
+    if done.returncode != 0:
+        return None
+    try:
+        answer = json.loads(done.stdout)
+    except ValueError:
+        log.warning("credential helper %s printed something that is not JSON; ignoring it", program)
+        return None
+    if not isinstance(answer, dict):
+        return None
+    username, secret = answer.get("Username"), answer.get("Secret")
+    if not isinstance(username, str) or not isinstance(secret, str) or not secret:
+        return None
+    return username, secret
+
+
+def _decode_auth(entry: Mapping[str, Any], where: str) -> tuple[str, str] | None:
+    """One ``auths`` entry -> (username, password); identity tokens win (docker-py)."""
+    token = entry.get("identitytoken")
+    if isinstance(token, str) and token:
+        return IDENTITY_TOKEN_USERNAME, token
+    encoded = entry.get("auth")
+    if isinstance(encoded, str) and encoded:
+        try:
+            decoded = base64.b64decode(encoded, validate=False).decode()
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise UsageError(
+                f"{where}: 'auth' is not base64 of 'user:password'; run docker login again"
+            ) from e
+        username, sep, password = decoded.partition(":")
+        if not sep:
+            raise UsageError(f"{where}: the 'auth' value has no ':'; run docker login again")
+        return username, password
+    user, secret = entry.get("username"), entry.get("password")
+    if isinstance(user, str) and isinstance(secret, str) and user:
+        return user, secret
+    return None
+
+
+@dataclass(frozen=True)
+class DockerConfig:
+    """The credential parts of a docker ``config.json``."""
+
+    path: Path
+    auths: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    """``auths`` as written: keys are hosts or URLs; values hold secrets, so no repr."""
+    cred_helpers: Mapping[str, str] = field(default_factory=dict)
+    creds_store: str | None = None
+
+    @classmethod
+    def load(cls, path: Path) -> DockerConfig | None:
+        """Read ``path``; None when it does not exist; UsageError when it is unreadable."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise UsageError(f"cannot read docker config {path}: {e.strerror}") from e
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise UsageError(f"docker config {path} is not valid JSON; fix or remove it") from e
+        if not isinstance(data, dict):
+            raise UsageError(f"docker config {path} is not a JSON object; fix or remove it")
+        auths = data.get("auths") or {}
+        helpers = data.get("credHelpers") or {}
+        store = data.get("credsStore") or None
+        if not isinstance(auths, dict) or not isinstance(helpers, dict):
+            raise UsageError(f"docker config {path}: 'auths' and 'credHelpers' must be objects")
+        if store is not None and not isinstance(store, str):
+            raise UsageError(f"docker config {path}: 'credsStore' must be a string")
+        return cls(
+            path=path,
+            auths={k: v for k, v in auths.items() if isinstance(v, dict)},
+            cred_helpers={k: v for k, v in helpers.items() if isinstance(v, str) and v},
+            creds_store=store,
+        )
+
+    def _helper_for(self, host: str) -> str | None:
+        for key in (host, server_address(host)):
+            if key in self.cred_helpers:
+                return self.cred_helpers[key]
+        if host in _DOCKER_HUB_NAMES:
+            for name in _DOCKER_HUB_NAMES:
+                if name in self.cred_helpers:
+                    return self.cred_helpers[name]
+        return self.creds_store
+
+    def _from_auths(self, host: str) -> tuple[str, str] | None:
+        wanted = {host, server_address(host)}
+        if host in _DOCKER_HUB_NAMES:
+            wanted |= _DOCKER_HUB_NAMES
+        # Exact keys first, then keys that are URLs naming the same host.
+        for key in [k for k in self.auths if k in wanted] + [
+            k for k in self.auths if k not in wanted and _hostname(k) in wanted
+        ]:
+            found = _decode_auth(self.auths[key], f"{self.path} (auths['{key}'])")
+            if found is not None:
+                return found
+        return None
+
+    def lookup(self, host: str, run: HelperRunner = run_helper) -> tuple[str, str] | None:
+        """credHelpers[host] -> credsStore -> auths.
+
+        Unlike docker, a helper that has nothing falls through to ``auths``:
+        CI scripts often write ``auths`` into a config that also names a store.
+        """
+        helper = self._helper_for(host)
+        if helper is not None:
+            found = run(helper, server_address(host))
+            if found is not None:
+                return found
+        return self._from_auths(host)
+
+
+def default_config_path(env: Mapping[str, str]) -> Path:
+    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json``."""
+    directory = env.get("DOCKER_CONFIG")
+    if directory:
+        return Path(directory) / "config.json"
+    return Path.home() / ".docker" / "config.json"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where registry credentials come from; ``Credentials()`` is anonymous everywhere.
+
+    Explicit and environment credentials are sent to every registry that asks
+    (as ``--username`` does for skopeo): give them only for the registries you use.
+    """
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    config: DockerConfig | None = None
+    helper: HelperRunner = field(default=run_helper, repr=False, compare=False)
+
+    @classmethod
+    def from_environment(
+        cls,
+        username: str | None = None,
+        password: str | None = None,
+        config_path: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+    ) -> Credentials:
+        """Flags, then SEALGATE_REGISTRY_USERNAME/PASSWORD, then docker's config.json.
+
+        A flag and the environment may be mixed (user on the command line,
+        password in the environment); giving only one half is a UsageError.
+        ``config_path`` is a ``config.json`` file or the directory holding it.
+        """
+        env = os.environ if env is None else env
+        username = username or env.get(USERNAME_ENV) or None
+        password = password or env.get(PASSWORD_ENV) or None
+        if (username is None) != (password is None):
+            missing = "password" if password is None else "username"
+            raise UsageError(
+                f"registry {missing} is missing: give both a username and a password "
+                f"(flags, or {USERNAME_ENV} and {PASSWORD_ENV})"
+            )
+        path = Path(config_path) if config_path is not None else default_config_path(env)
+        if path.is_dir():
+            path = path / "config.json"
+        return cls(username=username, password=password, config=DockerConfig.load(path))
+
+    def for_registry(self, host: str) -> tuple[str, str] | None:
+        """(username, password) for ``host`` (``127.0.0.1:5000``, ``docker.io``), or None.
+
+        A username of ``IDENTITY_TOKEN_USERNAME`` means the password is an identity token.
+        """
+        if self.username is not None and self.password is not None:
+            return self.username, self.password
+        if self.config is not None:
+            return self.config.lookup(host, self.helper)
+        return None
