@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from gate import keys, manifests, policy, refs
+from gate import keys, policy, refs
 from gate.errors import UsageError
 from gate.policy import Policy
 from gate.provenance import AttestationCheck
@@ -20,6 +20,9 @@ from gate.result import Location, Result
 from gate.sign import SignatureFormat, Signed, sign_image
 from gate.stores import RegistryStore, SignatureStore
 from gate.verify import Target, Verifier
+
+if TYPE_CHECKING:
+    from gate.manifests import Finding
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,7 @@ def verify(
 @dataclass(frozen=True)
 class GateRun:
     results: list[Result]
-    skipped: list[manifests.Finding]
+    skipped: list[Finding]
     """References that could not be resolved (variables, build args): reported, not verified."""
 
 
@@ -120,6 +123,8 @@ def gate(
     allow_empty: bool = False,
 ) -> GateRun:
     """Every distinct image reference in ``paths``, verified once, with all its locations."""
+    from gate import manifests
+
     findings = manifests.find_images(paths, stdin=stdin)
     places: dict[str, list[Location]] = {}
     for finding in findings:

@@ -172,7 +172,7 @@ class RegistryStore(SignatureStore):
         for layer, blob in self._fetch_layers(repo, tag):
             if isinstance(blob, Claim):
                 found.append(blob)
-            elif layer.media_type == signatures.DSSE_MEDIA_TYPE:
+            elif layer is not None and layer.media_type == signatures.DSSE_MEDIA_TYPE:
                 found.append(dsse_claim(f"{repo}:{tag}", blob))
         return Evidence(attestations=tuple(found), looked_in=(f"{repo}:{tag}",))
 
@@ -183,8 +183,8 @@ class RegistryStore(SignatureStore):
         revocations: list[Claim] = []
         origin = f"{repo}:{tag}"
         for layer, blob in self._fetch_layers(repo, tag):
-            if isinstance(blob, Claim):
-                claims.append(blob)
+            if isinstance(blob, Claim) or layer is None:
+                claims.append(blob if isinstance(blob, Claim) else Claim(origin, ClaimKind.SIMPLE_SIGNING))
             elif layer.is_signature:
                 try:
                     claims.append(
@@ -204,7 +204,7 @@ class RegistryStore(SignatureStore):
 
     def _fetch_layers(
         self, repo: Repository, tag: str
-    ) -> Iterable[tuple[signatures.SignatureLayer, bytes | Claim]]:
+    ) -> Iterable[tuple[signatures.SignatureLayer | None, bytes | Claim]]:
         """Yield each layer with its verified blob, or a problem claim when the data is bad."""
         origin = f"{repo}:{tag}"
         manifest = self.client.find_manifest(repo, tag)
@@ -267,7 +267,3 @@ class RegistryStore(SignatureStore):
             yield Claim(origin, ClaimKind.DSSE, problem=f"{origin}: {e.message}")
         except (KeyError, TypeError, ValueError, AttributeError):
             yield Claim(origin, ClaimKind.DSSE, problem=f"{origin}: referrer manifest is malformed")
-
-
-def _dummy_layer() -> signatures.SignatureLayer:
-    return signatures.SignatureLayer("sha256:" + "0" * 64, 0, "", {})

@@ -45,10 +45,9 @@ class Target:
 class Resolved:
     """What a reference resolved to, or why it could not be."""
 
-    digest: str | None
+    digest: str
     manifest: Manifest | None = None
     tag_digest: str | None = None
-    error: SealgateError | None = None
 
 
 class Verifier:
@@ -100,7 +99,7 @@ class Verifier:
         keys: dict[tuple[Repository, str], tuple[Repository, str]] = {}
         for _, ref, _ in pending:
             r = resolved[ref]
-            if r.digest is not None and r.error is None:
+            if isinstance(r, Resolved) and r.digest is not None:
                 keys[(ref.repository, r.digest)] = (ref.repository, r.digest)
                 keys.update(
                     {(ref.repository, d): (ref.repository, d) for d in _children(r.manifest)}
@@ -110,9 +109,10 @@ class Verifier:
 
         second: dict[tuple[Repository, str], tuple[Repository, str]] = {}
         for i, ref, rule in pending:
-            results[i] = self._decide(ref, rule, resolved[ref], evidence)
-            if results[i].status is not Status.TRUSTED and resolved[ref].digest is not None:
-                key = (ref.repository, resolved[ref].digest or "")
+            r = resolved[ref]
+            results[i] = self._decide(ref, rule, r, evidence)
+            if results[i].status is not Status.TRUSTED and isinstance(r, Resolved) and r.digest is not None:
+                key = (ref.repository, r.digest)
                 if key in evidence and not isinstance(evidence[key], SealgateError):
                     second[key] = key
         if second:
@@ -125,8 +125,9 @@ class Verifier:
                     else base + extra
                 )
             for i, ref, rule in pending:
-                if (ref.repository, resolved[ref].digest or "") in second:
-                    results[i] = self._decide(ref, rule, resolved[ref], evidence)
+                r = resolved[ref]
+                if isinstance(r, Resolved) and (ref.repository, r.digest) in second:
+                    results[i] = self._decide(ref, rule, r, evidence)
 
         for i, target in local_targets:
             results[i] = self._local(target)
@@ -188,7 +189,6 @@ class Verifier:
         if isinstance(resolved, SealgateError):
             return _error(str(ref), ref.digest, _unreadable(ref, resolved))
         digest = resolved.digest
-        assert digest is not None
         size = resolved.manifest.descriptor.size if resolved.manifest else None
         found = evidence.get((ref.repository, digest))
         if found is None and resolved.tag_digest not in (None, digest):
