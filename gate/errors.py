@@ -17,7 +17,8 @@ hint, and a class-level exit code that follows DESIGN.md:
         ├── RegistryError             3  the registry failed, refused, or sent bad bytes
         │   ├── RegistryAuthError     3  401/403 after trying the credentials we have
         │   ├── NotFoundError         3  404 for a manifest, blob or repository
-        │   └── DigestMismatchError   3  fetched bytes do not match their digest
+        │   ├── DigestMismatchError   3  fetched bytes do not match their digest
+        │   └── OversizedError        3  a manifest or blob is over its size cap
         ├── EngineError               3  the Docker engine could not be reached or failed
         └── LedgerError               3  the ledger file is unreadable, corrupt or tampered
 
@@ -109,6 +110,10 @@ class NotFoundError(RegistryError):
 
 class DigestMismatchError(RegistryError):
     """Bytes fetched from a registry do not hash to the digest that named them."""
+
+
+class OversizedError(RegistryError):
+    """A manifest or blob is larger than we are willing to read."""
 
 
 class EngineError(UnavailableError):

@@ -36,6 +36,7 @@ from gate.errors import (
     DigestMismatchError,
     InvalidReferenceError,
     NotFoundError,
+    OversizedError,
     RegistryError,
 )
 from gate.refs import Reference, Repository, parse_digest
@@ -160,7 +161,7 @@ class RegistryClient:
         with response:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > cap:
-                raise RegistryError(
+                raise OversizedError(
                     f"{what} is {int(length)} bytes, over the {cap}-byte limit; refusing it"
                 )
             chunks: list[bytes] = []
@@ -170,7 +171,7 @@ class RegistryClient:
                     chunks.append(chunk)
                     total += len(chunk)
                     if total > cap:
-                        raise RegistryError(f"{what} is over the {cap}-byte limit; refusing it")
+                        raise OversizedError(f"{what} is over the {cap}-byte limit; refusing it")
             except requests.RequestException as e:
                 raise RegistryError(
                     f"the registry connection broke while reading {what}; try again"

@@ -18,7 +18,7 @@ from enum import StrEnum
 from typing import Any
 
 from gate import dsse, signatures
-from gate.errors import DigestMismatchError, NotFoundError, RegistryError, SealgateError
+from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
 from gate.refs import Repository
 from gate.registry import RegistryClient
 
@@ -214,7 +214,7 @@ class RegistryStore(SignatureStore):
             layers = signatures.parse_signature_manifest(manifest.json())
         except SealgateError as e:
             yield (
-                _dummy_layer(),
+                None,
                 Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=f"{origin}: {e.message}"),
             )
             return
@@ -230,7 +230,7 @@ class RegistryStore(SignatureStore):
                         max_bytes=layer.size if layer.size < 1 << 20 else 1 << 20,
                     ),
                 )
-            except DigestMismatchError as e:
+            except (DigestMismatchError, OversizedError) as e:
                 yield (
                     layer,
                     Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=f"{origin}: {e.message}"),
@@ -244,14 +244,7 @@ class RegistryStore(SignatureStore):
                         problem=f"{origin}: layer blob {layer.digest[:19]} is missing",
                     ),
                 )
-            except RegistryError as e:
-                if "larger" in e.message or "cap" in e.message:
-                    yield (
-                        layer,
-                        Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=f"{origin}: {e.message}"),
-                    )
-                else:
-                    raise
+
 
     def _referrer_blobs(
         self, repo: Repository, digest: str, origin: str
@@ -263,7 +256,7 @@ class RegistryStore(SignatureStore):
                 yield self.client.get_blob(
                     repo, layer["digest"], max_bytes=min(int(layer["size"]), 1 << 20)
                 )
-        except DigestMismatchError as e:
+        except (DigestMismatchError, OversizedError) as e:
             yield Claim(origin, ClaimKind.DSSE, problem=f"{origin}: {e.message}")
         except (KeyError, TypeError, ValueError, AttributeError):
             yield Claim(origin, ClaimKind.DSSE, problem=f"{origin}: referrer manifest is malformed")
