@@ -20,6 +20,7 @@ hint, and a class-level exit code that follows DESIGN.md:
         │   ├── DigestMismatchError   3  fetched bytes do not match their digest
         │   └── OversizedError        3  a manifest or blob is over its size cap
         ├── EngineError               3  the Docker engine could not be reached or failed
+        ├── SinkError                 3  an alert or metric sink refused or could not be reached (notify/)
         └── LedgerError               3  the ledger file is unreadable, corrupt or tampered
 
 Library errors (requests, docker, sqlite3, cryptography) are translated into

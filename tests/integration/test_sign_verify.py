@@ -38,7 +38,9 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def verify_json(capsys: pytest.CaptureFixture[str], image: str, pub: str, *extra: str) -> tuple[int, dict[str, Any]]:
+def verify_json(
+    capsys: pytest.CaptureFixture[str], image: str, pub: str, *extra: str
+) -> tuple[int, dict[str, Any]]:
     code, out, err = run(capsys, "verify", image, "--key", pub, "-o", "json", *extra)
     results = json.loads(out)
     assert len(results) == 1, err
@@ -46,7 +48,9 @@ def verify_json(capsys: pytest.CaptureFixture[str], image: str, pub: str, *extra
 
 
 @pytest.fixture
-def auth_env(monkeypatch: pytest.MonkeyPatch, isolated_docker_config: Path) -> Callable[[RegistryServer], None]:
+def auth_env(
+    monkeypatch: pytest.MonkeyPatch, isolated_docker_config: Path
+) -> Callable[[RegistryServer], None]:
     def use(server: RegistryServer) -> None:
         if server.username:
             monkeypatch.setenv("SEALGATE_REGISTRY_USERNAME", server.username)
@@ -57,8 +61,12 @@ def auth_env(monkeypatch: pytest.MonkeyPatch, isolated_docker_config: Path) -> C
 
 @pytest.mark.parametrize("kind", ["registry", "basic_registry", "token_registry"])
 def test_sign_then_verify_is_trusted(
-    kind: str, request: pytest.FixtureRequest, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
-    auth_env: Callable[[RegistryServer], None], capsys: pytest.CaptureFixture[str],
+    kind: str,
+    request: pytest.FixtureRequest,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
+    auth_env: Callable[[RegistryServer], None],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     server: RegistryServer = request.getfixturevalue(kind)
     auth_env(server)
@@ -96,8 +104,11 @@ def test_sign_then_verify_is_trusted(
 
 
 def test_second_signer_appends_and_threshold_counts_both(
-    registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = push_image(registry, repo="sealgate/two-signers")
     private, public, _ = keypair
@@ -105,20 +116,31 @@ def test_second_signer_appends_and_threshold_counts_both(
     other_private, other_public = keys.write_key_pair(str(tmp_path / "release"), other, None)
     assert run(capsys, "sign", str(ref), "--key", private)[0] == 0
     assert run(capsys, "sign", str(ref), "--key", str(other_private))[0] == 0
-    layers = registry.client().get_manifest(ref.repository, signatures.attachment_tag(ref.digest or "")).json()["layers"]
+    layers = (
+        registry.client()
+        .get_manifest(ref.repository, signatures.attachment_tag(ref.digest or ""))
+        .json()["layers"]
+    )
     assert len(layers) == 2
     for pub in (public, str(other_public)):
         assert verify_json(capsys, str(ref), pub)[1]["status"] == "TRUSTED"
 
 
-def _signed(registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
-            capsys: pytest.CaptureFixture[str], repo: str) -> Reference:
+def _signed(
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
+    capsys: pytest.CaptureFixture[str],
+    repo: str,
+) -> Reference:
     ref = push_image(registry, repo=repo)
     assert run(capsys, "sign", str(ref), "--key", keypair[0])[0] == 0
     return ref
 
 
-def _rewrite_sig_manifest(registry: RegistryServer, ref: Reference, change: Callable[[dict[str, Any], bytes], bytes]) -> None:
+def _rewrite_sig_manifest(
+    registry: RegistryServer, ref: Reference, change: Callable[[dict[str, Any], bytes], bytes]
+) -> None:
     """Re-push the .sig manifest after `change(layer, payload) -> new payload` edits it."""
     client = registry.client()
     tag = signatures.attachment_tag(ref.digest or "")
@@ -141,16 +163,49 @@ def _flip(data: bytes, at: int) -> bytes:
     ("name", "change", "reason"),
     [
         ("payload-byte", lambda layer, p: _flip(p, p.index(b"sha256:") + 10), "none verifies"),
-        ("signature-byte", lambda layer, p: (layer["annotations"].update({
-            signatures.SIGNATURE_ANNOTATION: base64.b64encode(_flip(base64.b64decode(layer["annotations"][signatures.SIGNATURE_ANNOTATION]), 10)).decode()}), p)[1], "none verifies"),
-        ("missing-annotation", lambda layer, p: (layer["annotations"].clear(), p)[1], "no 'dev.cosignproject.cosign/signature'"),
-        ("non-base64-annotation", lambda layer, p: (layer["annotations"].update({signatures.SIGNATURE_ANNOTATION: "%%%"}), p)[1], "not valid base64"),
+        (
+            "signature-byte",
+            lambda layer, p: (
+                layer["annotations"].update(
+                    {
+                        signatures.SIGNATURE_ANNOTATION: base64.b64encode(
+                            _flip(
+                                base64.b64decode(
+                                    layer["annotations"][signatures.SIGNATURE_ANNOTATION]
+                                ),
+                                10,
+                            )
+                        ).decode()
+                    }
+                ),
+                p,
+            )[1],
+            "none verifies",
+        ),
+        (
+            "missing-annotation",
+            lambda layer, p: (layer["annotations"].clear(), p)[1],
+            "no 'dev.cosignproject.cosign/signature'",
+        ),
+        (
+            "non-base64-annotation",
+            lambda layer, p: (
+                layer["annotations"].update({signatures.SIGNATURE_ANNOTATION: "%%%"}),
+                p,
+            )[1],
+            "not valid base64",
+        ),
         ("not-simple-signing", lambda layer, p: b'{"hello": "world"}', "none verifies"),
     ],
 )
 def test_tampering_turns_trusted_into_untrusted(
-    name: str, change: Callable[[dict[str, Any], bytes], bytes], reason: str, registry: RegistryServer,
-    push_image: Callable[..., Reference], keypair: tuple[str, str, Any], capsys: pytest.CaptureFixture[str],
+    name: str,
+    change: Callable[[dict[str, Any], bytes], bytes],
+    reason: str,
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = _signed(registry, push_image, keypair, capsys, f"sealgate/tamper-{name}")
     assert verify_json(capsys, str(ref), keypair[1])[1]["status"] == "TRUSTED"
@@ -161,7 +216,9 @@ def test_tampering_turns_trusted_into_untrusted(
 
 
 def test_payload_naming_another_digest_is_untrusted(
-    registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A valid signature copied onto another image (the tag now points elsewhere)."""
@@ -169,31 +226,52 @@ def test_payload_naming_another_digest_is_untrusted(
     other = push_image(registry, repo="sealgate/repoint", tag="2.0")
     client = registry.client()
     sig = client.get_manifest(signed.repository, signatures.attachment_tag(signed.digest or ""))
-    client.push_manifest(other.repository, signatures.attachment_tag(other.digest or ""), sig.data, OCI_MANIFEST)
+    client.push_manifest(
+        other.repository, signatures.attachment_tag(other.digest or ""), sig.data, OCI_MANIFEST
+    )
     code, result = verify_json(capsys, str(other), keypair[1])
     assert (code, result["status"]) == (1, "UNTRUSTED")
     assert "names " + (signed.digest or "")[:19] in result["reason"]
 
 
 def test_repointed_tag_is_reported_as_drift(
-    registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
-    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     signed = _signed(registry, push_image, keypair, capsys, "sealgate/drift")
     push_image(registry, repo="sealgate/drift", tag="1.0")  # the tag now points at another image
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f"version: 1\nsigners:\n  - name: ci\n    key: {keypair[1]}\nrules:\n  - match: '**'\n")
-    code, out, _ = run(capsys, "verify", f"{signed.name}:1.0@{signed.digest}", "--policy", str(policy), "-o", "json")
+    policy.write_text(
+        f"version: 1\nsigners:\n  - name: ci\n    key: {keypair[1]}\nrules:\n  - match: '**'\n"
+    )
+    code, out, _ = run(
+        capsys,
+        "verify",
+        f"{signed.name}:1.0@{signed.digest}",
+        "--policy",
+        str(policy),
+        "-o",
+        "json",
+    )
     result = json.loads(out)[0]
     assert (code, result["status"]) == (1, "UNTRUSTED") and "drift" in result["reason"]
 
 
 def test_blob_corrupted_in_registry_storage_is_untrusted(
-    registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = _signed(registry, push_image, keypair, capsys, "sealgate/corrupt")
-    layer = registry.client().get_manifest(ref.repository, signatures.attachment_tag(ref.digest or "")).json()["layers"][0]
+    layer = (
+        registry.client()
+        .get_manifest(ref.repository, signatures.attachment_tag(ref.digest or ""))
+        .json()["layers"][0]
+    )
     hexd = layer["digest"].split(":")[1]
     data = registry.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
     data.write_bytes(_flip(data.read_bytes(), 20))
@@ -203,12 +281,16 @@ def test_blob_corrupted_in_registry_storage_is_untrusted(
 
 
 def test_registry_that_cannot_serve_the_signature_manifest_fails_closed(
-    registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """docker-registry answers 500 for a corrupted stored manifest: ERROR (exit 3), never a pass."""
     ref = _signed(registry, push_image, keypair, capsys, "sealgate/notjson")
-    manifest = registry.client().get_manifest(ref.repository, signatures.attachment_tag(ref.digest or ""))
+    manifest = registry.client().get_manifest(
+        ref.repository, signatures.attachment_tag(ref.digest or "")
+    )
     hexd = manifest.digest.split(":")[1]
     data = registry.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
     data.write_bytes(b"this is not json" + b" " * (len(manifest.data) - 16))
@@ -228,7 +310,11 @@ def test_registry_that_cannot_serve_the_signature_manifest_fails_closed(
     ],
 )
 def test_bad_input_one_line_and_exit_code(
-    argv: list[str], code: int, message: str, keypair: tuple[str, str, Any], capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    code: int,
+    message: str,
+    keypair: tuple[str, str, Any],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = [keypair[1] if a == "PUB" else keypair[0] if a == "KEY" else a for a in argv]
     got, out, err = run(capsys, *argv)
@@ -236,26 +322,35 @@ def test_bad_input_one_line_and_exit_code(
     assert message in out + err
 
 
-def test_image_not_found_is_error(registry: RegistryServer, keypair: tuple[str, str, Any],
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_image_not_found_is_error(
+    registry: RegistryServer, keypair: tuple[str, str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, result = verify_json(capsys, f"{registry.host}/sealgate/none:1.0", keypair[1])
     assert (code, result["status"]) == (3, "ERROR") and "not found" in result["reason"]
 
 
 def test_wrong_passphrase_and_nothing_written(
-    registry: RegistryServer, push_image: Callable[..., Reference], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = push_image(registry, repo="sealgate/passphrase")
     private, _ = keys.write_key_pair(str(tmp_path / "enc"), keys.generate(), b"right")
     monkeypatch.setenv("SEALGATE_KEY_PASSWORD", "wrong")
     code, _, err = run(capsys, "sign", str(ref), "--key", str(private))
     assert code == 2 and "wrong passphrase" in err
-    assert registry.client().find_manifest(ref.repository, signatures.attachment_tag(ref.digest or "")) is None
+    assert (
+        registry.client().find_manifest(ref.repository, signatures.attachment_tag(ref.digest or ""))
+        is None
+    )
 
 
 def test_unauthorized_registry_is_error_with_a_hint(
-    basic_registry: RegistryServer, keypair: tuple[str, str, Any], isolated_docker_config: Path,
+    basic_registry: RegistryServer,
+    keypair: tuple[str, str, Any],
+    isolated_docker_config: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, result = verify_json(capsys, f"{basic_registry.host}/sealgate/x:1", keypair[1])

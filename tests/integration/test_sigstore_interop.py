@@ -34,7 +34,9 @@ PEERS = ROOT / "tests" / "peers"
 def node() -> str:
     path = shutil.which("node")
     require(path is not None, "node (Debian nodejs)")
-    require((PEERS / "node_modules" / "@sigstore" / "sign").is_dir(), "sigstore-js (run `make peers`)")
+    require(
+        (PEERS / "node_modules" / "@sigstore" / "sign").is_dir(), "sigstore-js (run `make peers`)"
+    )
     assert path is not None
     return path
 
@@ -46,8 +48,14 @@ def keypair(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def peer(node: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([node, str(PEERS / "sigstore-peer.mjs"), *args], capture_output=True, text=True,
-                          timeout=60, cwd=PEERS, check=False)
+    return subprocess.run(
+        [node, str(PEERS / "sigstore-peer.mjs"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PEERS,
+        check=False,
+    )
 
 
 def verify(capsys: pytest.CaptureFixture[str], image: str, pub: Path) -> tuple[int, dict[str, Any]]:
@@ -57,13 +65,25 @@ def verify(capsys: pytest.CaptureFixture[str], image: str, pub: Path) -> tuple[i
 
 
 def test_sigstore_js_bundle_referrer_verifies_with_sealgate(
-    node: str, basic_registry: RegistryServer, push_image: Callable[..., Reference],
-    keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, isolated_docker_config: Path,
+    node: str,
+    basic_registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_docker_config: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = push_image(basic_registry, repo="interop/js-signed")
-    done = peer(node, "sign-attach", str(keypair[0]), str(keypair[1]), ref.name, ref.digest or "",
-                basic_registry.username or "", basic_registry.password or "")
+    done = peer(
+        node,
+        "sign-attach",
+        str(keypair[0]),
+        str(keypair[1]),
+        ref.name,
+        ref.digest or "",
+        basic_registry.username or "",
+        basic_registry.password or "",
+    )
     assert done.returncode == 0, done.stderr
     # the peer wrote the OCI tag-schema index, as the distribution spec says without a referrers API
     tags = basic_registry.client().list_tags(ref.repository)
@@ -80,15 +100,23 @@ def test_sigstore_js_bundle_referrer_verifies_with_sealgate(
 
 @pytest.mark.parametrize("fmt", ["bundle", "both"])
 def test_sealgate_bundles_verify_with_sigstore_js(
-    fmt: str, node: str, registry: RegistryServer, push_image: Callable[..., Reference],
-    keypair: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    fmt: str,
+    node: str,
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     ref = push_image(registry, repo=f"interop/sealgate-{fmt}")
     assert main(["sign", str(ref), "--key", str(keypair[0]), "--format", fmt]) == 0
     capsys.readouterr()
     client = registry.client()
-    found = [d for d in client.referrers(ref.repository, ref.digest or "")
-             if d.artifact_type == signatures.BUNDLE_MEDIA_TYPE]
+    found = [
+        d
+        for d in client.referrers(ref.repository, ref.digest or "")
+        if d.artifact_type == signatures.BUNDLE_MEDIA_TYPE
+    ]
     assert len(found) == 1
     manifest = client.get_manifest(ref.repository, found[0].digest).json()
     assert manifest["subject"]["digest"] == ref.digest
@@ -106,7 +134,10 @@ def test_sealgate_bundles_verify_with_sigstore_js(
     path.write_text(json.dumps(doc))
     assert peer(node, "verify", str(path), str(keypair[1]), ref.digest or "").returncode == 1
 
-    has_legacy = client.find_manifest(ref.repository, signatures.attachment_tag(ref.digest or "")) is not None
+    has_legacy = (
+        client.find_manifest(ref.repository, signatures.attachment_tag(ref.digest or ""))
+        is not None
+    )
     assert has_legacy is (fmt == "both")
     code, result = verify(capsys, str(ref), keypair[1])
     assert (code, result["status"]) == (0, "TRUSTED")
