@@ -151,6 +151,33 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_options(pin)
     pin.set_defaults(handler=_pin)
 
+    for action, what in (("untrust", "mark an image bad everywhere (UNTRUSTED)"),
+                         ("unsupport", "mark an image deprecated (UNSUPPORTED)")):
+        revoke = sub.add_parser(action, help=what)
+        revoke.add_argument("image", metavar="IMAGE|DIGEST")
+        revoke.add_argument("--key", required=True, metavar="KEY", help="private key of a trusted signer")
+        revoke.add_argument("--reason", required=True, help="why, for whoever reads the result later")
+        _add_registry_options(revoke)
+        revoke.set_defaults(handler=_revoke, action=action)
+
+    ledger = sub.add_parser("ledger", help="check, prove, export and import the embedded ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
+    lv = ledger_sub.add_parser("verify", help="recompute every entry, tree and checkpoint")
+    lv.add_argument("--key", action="append", default=[], metavar="PUB",
+                    help="only accept checkpoints written by these keys (repeatable)")
+    lv.set_defaults(handler=_ledger_verify)
+    lp = ledger_sub.add_parser("proof", help="print an inclusion proof for the newest entry about DIGEST")
+    lp.add_argument("digest")
+    lp.set_defaults(handler=_ledger_proof)
+    le = ledger_sub.add_parser("export", help="write every entry and checkpoint to FILE (JSON Lines)")
+    le.add_argument("file")
+    le.set_defaults(handler=_ledger_export)
+    li = ledger_sub.add_parser("import", help="append entries from FILE after checking them; refuses a fork")
+    li.add_argument("file")
+    li.add_argument("--key", action="append", default=[], metavar="PUB",
+                    help="only accept checkpoints written by these keys (repeatable)")
+    li.set_defaults(handler=_ledger_import)
+
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True
     )
@@ -293,6 +320,69 @@ def _gate(args: argparse.Namespace) -> int:
         )
     _emit(run.results, args, "gate")
     return exit_code(run.results, FailOn(args.fail_on))
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from gate import commands, keys
+
+    key = keys.load_private_key(args.key)
+    done = commands.revoke(_context(args), args.image, key, args.action, args.reason)
+    verb = "Untrusted" if args.action == "untrust" else "Marked unsupported"
+    for digest in done.digests:
+        print(f"{verb} {digest} ({args.image})")
+    for where in done.written:
+        log.info("  wrote %s", where)
+    return 0
+
+
+def _open_ledger(create: bool = False) -> Any:
+    from gate import commands
+
+    ledger = commands.Context(ledger_path=os.environ.get("SEALGATE_LEDGER")).ledger(create=create)
+    if ledger is None:
+        from gate.ledger import default_path
+
+        raise UsageError(f"there is no ledger at {default_path()}; sign something first or pass --ledger PATH")
+    return ledger
+
+
+def _ledger_verify(args: argparse.Namespace) -> int:
+    from gate import keys
+
+    trusted = [keys.load_public_key(k) for k in args.key] or None
+    with _open_ledger() as ledger:
+        report = ledger.verify(trusted)
+    print(f"{ledger.path}: OK: {report.entries} entries, {report.checkpoints} checkpoints, root {report.root}")
+    print(f"checkpoint writers: {', '.join(k[:16] for k in report.writers) or 'none'}")
+    return 0
+
+
+def _ledger_proof(args: argparse.Namespace) -> int:
+    import json
+
+    from gate import refs
+
+    with _open_ledger() as ledger:
+        proof = ledger.inclusion_proof(refs.parse_digest(args.digest))
+    print(json.dumps(proof, indent=2))
+    return 0
+
+
+def _ledger_export(args: argparse.Namespace) -> int:
+    with _open_ledger() as ledger:
+        count = ledger.export(args.file)
+    print(f"Exported {count} entries to {args.file}")
+    return 0
+
+
+def _ledger_import(args: argparse.Namespace) -> int:
+    from gate import keys
+
+    trusted = [keys.load_public_key(k) for k in args.key] or None
+    with _open_ledger(create=True) as ledger:
+        count = ledger.import_(args.file, trusted_keys=trusted)
+    print(f"Imported {count} new entries from {args.file}")
+    return 0
 
 
 def _pin(args: argparse.Namespace) -> int:

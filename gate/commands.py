@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from gate import keys, policy, refs
@@ -17,8 +18,12 @@ from gate.policy import Policy
 from gate.provenance import AttestationCheck
 from gate.registry import RegistryClient
 from gate.result import Location, Result
-from gate.sign import SignatureFormat, Signed, sign_image
-from gate.stores import RegistryStore, SignatureStore
+from gate.ledger import Ledger, default_path
+from gate.revoke import Action, Revoked
+from gate.revoke import revoke as revoke_image
+from gate.sign import SignatureFormat, Signed, sign_image, sign_local
+from gate.sources import open_local
+from gate.stores import LedgerStore, RegistryStore, SignatureStore
 from gate.verify import Target, Verifier
 
 if TYPE_CHECKING:
@@ -48,7 +53,10 @@ class Context:
     """Shared state for one run: one registry client, so one pool and one token per scope."""
 
     registry: RegistryOptions = field(default_factory=RegistryOptions)
+    ledger_path: str | None = None
+    """None means ``$SEALGATE_LEDGER``, else the file in the user's data directory."""
     _client: RegistryClient | None = None
+    _ledger: Ledger | None = None
 
     @property
     def client(self) -> RegistryClient:
@@ -56,8 +64,23 @@ class Context:
             self._client = self.registry.client()
         return self._client
 
-    def stores(self) -> list[SignatureStore]:
-        return [RegistryStore(self.client)]
+    def ledger(self, *, create: bool) -> Ledger | None:
+        """The ledger; None when it does not exist and ``create`` is False (verifying never makes one)."""
+        if self._ledger is None:
+            path = Path(self.ledger_path) if self.ledger_path else default_path()
+            if not create and not path.exists():
+                return None
+            self._ledger = Ledger.open(path)
+        return self._ledger
+
+    def stores(self, pol: Policy | None = None) -> list[SignatureStore]:
+        """Every configured store: the registry, and the ledger when there is one."""
+        found: list[SignatureStore] = [RegistryStore(self.client)]
+        ledger = self.ledger(create=False)
+        if ledger is not None:
+            writers = [s.key for s in pol.signers.values()] if pol is not None else None
+            found.append(LedgerStore(ledger, writers))
+        return found
 
 
 def load_policy(policy_file: str | None, public_keys: Sequence[str]) -> Policy:
@@ -81,23 +104,31 @@ def sign(
     annotations: Mapping[str, str] | None = None,
     fmt: SignatureFormat = SignatureFormat.LEGACY,
     recursive: bool = False,
+    push: bool = False,
 ) -> list[Signed]:
-    sources = [refs.parse_source(text) for text in images]  # all valid before anything is written
+    parsed = [refs.parse_source(text) for text in images]  # all valid before anything is written
+    local = {s.text: open_local(s) for s in parsed if s.reference is None}
     out: list[Signed] = []
-    for source in sources:
-        if source.reference is None:
-            raise UsageError(f"{source.text}: signing {source.kind} sources is not supported yet")
-        out.extend(
-            sign_image(
-                ctx.client,
-                source.reference,
-                key,
-                annotations=annotations,
-                fmt=fmt,
-                recursive=recursive,
-            )
-        )
+    for source in parsed:
+        if source.reference is not None:
+            out.extend(sign_image(ctx.client, source.reference, key, annotations=annotations, fmt=fmt,
+                                  recursive=recursive))
+            continue
+        image = local[source.text]
+        ledger = ctx.ledger(create=True)
+        assert ledger is not None
+        out.append(sign_local(ledger, image, key, annotations=annotations))
+        if push:
+            for ref in image.repo_digests:
+                out.extend(sign_image(ctx.client, ref, key, annotations=annotations, fmt=fmt))
     return out
+
+
+def revoke(ctx: Context, target: str, key: keys.PrivateKey, action: Action, reason: str) -> Revoked:
+    client = ctx.client if not target.startswith(("sha256:", "docker://", "oci:", "docker-archive:")) else None
+    ledger = ctx.ledger(create=True)
+    assert ledger is not None
+    return revoke_image(target, key, action, reason, ledger=ledger, client=client)
 
 
 def verify(
@@ -145,5 +176,5 @@ def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Ve
     checks = [AttestationCheck(a) for a in attestations]
     workers = int(os.environ.get("SEALGATE_WORKERS", "8"))
     return Verifier(
-        pol, client=ctx.client, stores=ctx.stores(), require_attestations=checks, workers=workers
+        pol, client=ctx.client, stores=ctx.stores(pol), require_attestations=checks, workers=workers
     )

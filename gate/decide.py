@@ -36,13 +36,11 @@ class _Findings:
     unverified: int = 0
 
 
-def _verify_claim(
-    claim: Claim, digest: str, policy: Policy
-) -> tuple[TrustedSigner | None, bytes | None]:
+def _verify_claim(claim: Claim, policy: Policy) -> tuple[TrustedSigner | None, bytes | None]:
     """The first policy signer whose key verifies the claim, and the verified payload."""
     if claim.problem is not None:
         return None, None
-    if claim.kind is ClaimKind.DSSE and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE:
+    if claim.kind is not ClaimKind.SIMPLE_SIGNING and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE:
         return None, None  # NOTE: cosign pkg/cosign/verify.go rejects other DSSE payload types.
     for signer in policy.signers.values():
         if any(signer.key.verify(sig, claim.signed) for sig in claim.signatures):
@@ -50,13 +48,15 @@ def _verify_claim(
     return None, None
 
 
-def check_signatures(claims: Sequence[Claim], digest: str, policy: Policy) -> _Findings:
+def check_signatures(
+    claims: Sequence[Claim], digest: str, policy: Policy, aliases: frozenset[str] = frozenset()
+) -> _Findings:
     found = _Findings()
     for claim in claims:
         if claim.problem is not None:
             found.problems.append(claim.problem)
             continue
-        signer, payload = _verify_claim(claim, digest, policy)
+        signer, payload = _verify_claim(claim, policy)
         if signer is None or payload is None:
             found.unverified += 1
             continue
@@ -68,14 +68,15 @@ def check_signatures(claims: Sequence[Claim], digest: str, policy: Policy) -> _F
                 statement = provenance.Statement.parse(payload)
                 if statement.predicate_type != signatures.COSIGN_SIGN_PREDICATE:
                     continue  # a valid attestation of something else, not a signature
-                named = digest if statement.covers(digest) else _first_digest(statement)
+                covered = [d for d in (digest, *aliases) if statement.covers(d)]
+                named = covered[0] if covered else _first_digest(statement)
                 signed_at = _subject_time(statement)
         except SealgateError as e:
             found.problems.append(
                 f"{claim.origin}: signature by '{signer.name}' is malformed: {e.message}"
             )
             continue
-        if named != digest:
+        if named != digest and named not in aliases:
             found.problems.append(
                 f"signature by '{signer.name}' names {named[:19]}…, not {digest[:19]}…"
             )
@@ -113,6 +114,8 @@ class Facts:
     tag_digest: str | None = None
     """What the tag points at now, when the reference had both tag and digest."""
     size: int | None = None
+    aliases: frozenset[str] = frozenset()
+    """Other digests of the same image (a local image's ID and repo digests)."""
 
 
 def precheck(ref: Reference, policy: Policy) -> tuple[Rule | None, Result | None]:
@@ -160,8 +163,9 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
             warnings,
         )
 
-    revoked = _revocation(facts.evidence.revocations, digest, policy, rule, warnings)
-    found = check_signatures(facts.evidence.signatures, digest, policy)
+    every = frozenset({digest, *facts.aliases})
+    revoked = _revocation(facts.evidence.revocations, every, policy, rule, warnings)
+    found = check_signatures(facts.evidence.signatures, digest, policy, facts.aliases)
     allowed = [v for v in found.valid if v.signer.name in rule.signers]
     for v in found.valid:
         if v.signer.name not in rule.signers:
@@ -238,7 +242,7 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
             warnings,
         )
 
-    verified_types, missing_att = _attestations(facts.evidence.attestations, digest, policy, rule)
+    verified_types, missing_att = _attestations(facts.evidence.attestations, every, policy, rule)
     base = Result(
         base.image,
         digest,
@@ -269,12 +273,12 @@ def _best(valid: Sequence[Valid]) -> Valid | None:
 
 
 def _revocation(
-    claims: Sequence[Claim], digest: str, policy: Policy, rule: Rule, warnings: list[str]
+    claims: Sequence[Claim], digests: frozenset[str], policy: Policy, rule: Rule, warnings: list[str]
 ) -> tuple[Status, str] | None:
     """A revocation by a signer this rule trusts wins over any signature."""
     verdict: tuple[Status, str] | None = None
     for claim in claims:
-        signer, payload = _verify_claim(claim, digest, policy)
+        signer, payload = _verify_claim(claim, policy)
         if signer is None or payload is None:
             warnings.append(f"ignored a revocation ({claim.origin}) not signed by a trusted key")
             continue
@@ -283,7 +287,7 @@ def _revocation(
         except SealgateError:
             warnings.append(f"ignored a malformed revocation by '{signer.name}'")
             continue
-        if statement.predicate_type != provenance.REVOCATION_V1 or not statement.covers(digest):
+        if statement.predicate_type != provenance.REVOCATION_V1 or not any(map(statement.covers, digests)):
             continue
         if signer.name not in rule.signers:
             warnings.append(
@@ -299,23 +303,24 @@ def _revocation(
 
 
 def _attestations(
-    claims: Sequence[Claim], digest: str, policy: Policy, rule: Rule
+    claims: Sequence[Claim], digests: frozenset[str], policy: Policy, rule: Rule
 ) -> tuple[list[str], str | None]:
     """Predicate types verified for this digest, and why a required one is missing (or None)."""
-    statements: list[provenance.Statement] = []
+    statements: list[tuple[provenance.Statement, str]] = []
     for claim in claims:
-        signer, payload = _verify_claim(claim, digest, policy)
+        signer, payload = _verify_claim(claim, policy)
         if signer is None or payload is None or signer.name not in rule.signers:
             continue
         try:
             statement = provenance.Statement.parse(payload)
         except SealgateError:
             continue
-        if statement.covers(digest):
-            statements.append(statement)
-    types = sorted({s.predicate_type for s in statements})
+        covered = [d for d in digests if statement.covers(d)]
+        if covered:
+            statements.append((statement, covered[0]))
+    types = sorted({s.predicate_type for s, _ in statements})
     for check in rule.attestations:
-        reasons = [provenance.check_attestation(s, digest, check) for s in statements]
+        reasons = [provenance.check_attestation(s, d, check) for s, d in statements]
         if not any(r is None for r in reasons):
             why = next(
                 (r for r in reasons if r), f"no signed {check.predicate_type} attestation found"

@@ -21,6 +21,7 @@ import itertools
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -379,6 +380,8 @@ class Ledger:
     def __init__(self, path: Path, db: sqlite3.Connection) -> None:
         self.path = path
         self._db = db
+        self._lock = threading.RLock()
+        """One connection shared by the verifier's threads: one transaction at a time."""
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Ledger:
@@ -386,7 +389,7 @@ class Ledger:
         where = Path(path).expanduser() if path is not None else default_path()
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(where, timeout=60.0, isolation_level=None)
+            db = sqlite3.connect(where, timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as e:
             raise LedgerError(f"cannot open the ledger {where}: {e}", hint=_HINT) from e
         ledger = cls(where, db)
@@ -432,17 +435,18 @@ class Ledger:
     @contextmanager
     def _transaction(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
         """One transaction; IMMEDIATE takes the write lock first, so appends queue, not fail."""
-        self._execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield self._db
-            self._db.execute("COMMIT")
-        except BaseException as e:
-            if self._db.in_transaction:  # a failed ROLLBACK says less than the original error
-                with suppress(sqlite3.Error):
-                    self._db.execute("ROLLBACK")
-            if isinstance(e, sqlite3.Error):
-                raise self._error(e) from e
-            raise
+        with self._lock:
+            self._execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                if self._db.in_transaction:  # a failed ROLLBACK says less than the original error
+                    with suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                if isinstance(e, sqlite3.Error):
+                    raise self._error(e) from e
+                raise
 
     # ------------------------------------------------------------ writing
 
@@ -630,6 +634,51 @@ class Ledger:
         writers = tuple(sorted({c.key_id for c in checkpoints}))
         latest = checkpoints[-1] if checkpoints else None
         return VerifyReport(len(leaves), len(checkpoints), root.hex(), writers, latest)
+
+    def verify_head(self, trusted_keys: Sequence[PublicKey] | None = None) -> Checkpoint | None:
+        """The cheap check every verification runs before trusting an entry.
+
+        Recomputes every leaf from the entry rows and checks the root against
+        the newest checkpoint signed by a trusted writer (any valid writer when
+        ``trusted_keys`` is None). An edited, deleted, reordered or inserted row
+        changes that root, and a matching checkpoint cannot be forged without a
+        writer key. Entries after that checkpoint may exist (other writers on
+        this host), but none of them may be signed by a trusted key: every
+        trusted append writes a trusted checkpoint, so an uncovered trusted
+        entry means checkpoints were removed. Skips what ``verify()`` adds:
+        each statement signature, older checkpoints and the stored nodes.
+        """
+        with self._transaction() as db:
+            checkpoints = self._checkpoints(db)
+            entries = [_row_entry(row) for row in db.execute(f"{_ENTRY_SQL} ORDER BY e.idx")]
+        if [e.index for e in entries] != list(range(len(entries))):
+            raise LedgerError(f"{self.path}: entry indexes are not contiguous (a row was deleted or moved)",
+                              hint=_HINT)
+        if trusted_keys is None:
+            chosen = checkpoints[-1] if checkpoints else None
+            problem = chosen.problem(None) if chosen else None
+            if problem:
+                raise LedgerError(f"{self.path}: the latest checkpoint {problem}", hint=_HINT)
+            if (chosen.size if chosen else 0) != len(entries):
+                raise LedgerError(f"{self.path}: the latest checkpoint does not cover the {len(entries)} "
+                                  "stored entries", hint=_HINT)
+        else:
+            chosen = next((c for c in reversed(checkpoints) if c.problem(trusted_keys) is None), None)
+        size = chosen.size if chosen else 0
+        if size > len(entries):
+            raise LedgerError(f"{self.path}: a trusted checkpoint covers {size} entries but only "
+                              f"{len(entries)} are stored (rows were deleted)", hint=_HINT)
+        trusted_pems = {k.pem for k in trusted_keys or ()}
+        for entry in entries[size:]:
+            if entry.public_key in trusted_pems:
+                raise LedgerError(f"{self.path}: entry {entry.index} is by a trusted signer but no checkpoint "
+                                  "by a trusted writer covers it (checkpoints were removed)", hint=_HINT)
+        if chosen is not None:
+            leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in entries[:size]]
+            if merkle.root(leaves) != chosen.root:
+                raise LedgerError(f"{self.path}: the entries do not hash to the signed checkpoint "
+                                  "(an entry was edited, deleted, reordered or inserted)", hint=_HINT)
+        return chosen
 
     def _extends(
         self, known: Checkpoint, size: int, root: bytes, get: merkle.NodeGetter,

@@ -17,8 +17,10 @@ from typing import Any
 from gate import dsse, signatures
 from gate.errors import SealgateError, UsageError
 from gate.keys import PrivateKey
+from gate.ledger import Ledger, SignedStatement
 from gate.refs import Reference, Repository
 from gate.registry import INDEX_MEDIA_TYPES, Manifest, RegistryClient
+from gate.sources import LocalImage
 
 CREATOR = "sealgate"
 
@@ -62,11 +64,7 @@ def sign_image(
             todo.append(client.get_manifest(ref.repository, child["digest"]).descriptor)
     results = []
     for descriptor in todo:
-        optional: dict[str, Any] = {
-            CREATOR_KEY: CREATOR,
-            signatures.TIMESTAMP_KEY: int(moment.timestamp()),
-        }
-        optional.update(annotations or {})
+        optional = _payload_fields(moment, annotations)
         written = []
         if fmt in (SignatureFormat.LEGACY, SignatureFormat.BOTH):
             payload = signatures.make_payload(
@@ -144,3 +142,31 @@ def _push(
     for blob in artifact.blobs.values():
         client.push_blob(repo, blob)
     return client.push_manifest(repo, reference, artifact.manifest, artifact.media_type)
+
+
+def _payload_fields(now: datetime, annotations: Mapping[str, str] | None) -> dict[str, Any]:
+    return {CREATOR_KEY: CREATOR, signatures.TIMESTAMP_KEY: int(now.timestamp()), **(annotations or {})}
+
+
+def sign_local(
+    ledger: Ledger,
+    image: LocalImage,
+    key: PrivateKey,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> Signed:
+    """Record one signed simple-signing statement per digest of a local image, in one append.
+
+    The payload is cosign's, naming the image ID (or manifest digest) instead of
+    a registry manifest, so the same verifier code checks both.
+    """
+    optional = _payload_fields(now or datetime.now(UTC), annotations)
+    identity = image.tags[0] if image.tags else image.text
+    statements = []
+    for digest in sorted(image.digests):
+        payload = signatures.make_payload(digest, identity, optional)
+        statements.append(SignedStatement("sign", digest, image.text, signatures.SIMPLE_SIGNING_MEDIA_TYPE,
+                                          payload, key.sign(payload), key.public_key))
+    entries = ledger.append_many(statements, writer=key)
+    return Signed(image.text, image.digest, tuple(f"{ledger.path} entry {e.index}" for e in entries))

@@ -12,13 +12,17 @@ and the embedded ledger.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import threading
+
 from gate import dsse, signatures
 from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
+from gate.keys import PublicKey
+from gate.ledger import Entry, Ledger
 from gate.refs import Repository
 from gate.registry import RegistryClient
 
@@ -31,6 +35,8 @@ class ClaimKind(StrEnum):
     """``signed`` is the payload itself (cosign .sig layers, ledger entries)."""
     DSSE = "dsse"
     """``signed`` is the DSSE PAE of ``payload`` (bundles, attestations, revocations)."""
+    STATEMENT = "statement"
+    """``signed`` is an in-toto Statement itself (ledger revocations and attestations)."""
 
 
 @dataclass(frozen=True)
@@ -260,3 +266,48 @@ class RegistryStore(SignatureStore):
             yield Claim(origin, ClaimKind.DSSE, problem=f"{origin}: {e.message}")
         except (KeyError, TypeError, ValueError, AttributeError):
             yield Claim(origin, ClaimKind.DSSE, problem=f"{origin}: referrer manifest is malformed")
+
+
+@dataclass
+class LedgerStore(SignatureStore):
+    """The embedded ledger: statements keyed by digest, behind a signed checkpoint.
+
+    The head of the log is checked once per run (``Ledger.verify_head``) before
+    any entry is believed; a tampered ledger makes every lookup an ERROR.
+    """
+
+    ledger: Ledger
+    trusted_writers: Sequence[PublicKey] | None = None
+    name: str = "ledger"
+    _checked: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _check(self) -> None:
+        with self._lock:
+            if not self._checked:
+                self.ledger.verify_head(self.trusted_writers)
+                self._checked = True
+
+    def _entries(self, digest: str) -> list[Entry]:
+        self._check()
+        return self.ledger.entries_for(digest)
+
+    def signatures(self, repo: Repository | None, digest: str) -> Evidence:
+        sigs, revocations = [], []
+        for entry in self._entries(digest):
+            origin = f"ledger entry {entry.index}"
+            if entry.kind == "sign":
+                sigs.append(Claim(origin, ClaimKind.SIMPLE_SIGNING, entry.payload, entry.payload,
+                                  (entry.signature,), public_key=entry.public_key))
+            elif entry.kind in ("untrust", "unsupport"):
+                revocations.append(self._statement(origin, entry))
+        return Evidence(signatures=tuple(sigs), revocations=tuple(revocations), looked_in=(str(self.ledger.path),))
+
+    def attestations(self, repo: Repository | None, digest: str) -> Evidence:
+        found = [self._statement(f"ledger entry {e.index}", e) for e in self._entries(digest) if e.kind == "attest"]
+        return Evidence(attestations=tuple(found), looked_in=(str(self.ledger.path),))
+
+    @staticmethod
+    def _statement(origin: str, entry: Entry) -> Claim:
+        return Claim(origin, ClaimKind.STATEMENT, entry.payload, entry.payload, (entry.signature,),
+                     public_key=entry.public_key, payload_type=entry.payload_type)

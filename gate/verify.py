@@ -21,12 +21,14 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from gate import decide as decision
+from gate import sources
 from gate.errors import NotFoundError, SealgateError
 from gate.policy import Policy, Rule
 from gate.provenance import AttestationCheck
-from gate.refs import Reference, Repository, Source, SourceKind
+from gate.refs import Reference, Repository, Source, SourceKind, parse
 from gate.registry import INDEX_MEDIA_TYPES, Manifest, RegistryClient
 from gate.result import Location, Result, Status
+from gate.sources import LocalImage
 from gate.stores import Evidence, SignatureStore
 
 K = TypeVar("K", bound=Hashable)
@@ -62,7 +64,7 @@ class Verifier:
         workers: int = 8,
         now: datetime | None = None,
         require_attestations: Sequence[AttestationCheck] = (),
-        local: Callable[[Source], LocalImage] | None = None,
+        open_local: Callable[[Source], LocalImage] = sources.open_local,
     ) -> None:
         self.policy = policy
         self.client = client
@@ -70,7 +72,7 @@ class Verifier:
         self.workers = workers
         self.now = now or datetime.now(UTC)
         self.require_attestations = tuple(require_attestations)
-        self.local = local
+        self.open_local = open_local
 
     def run(self, targets: Sequence[Target]) -> list[Result]:
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="verify") as pool:
@@ -220,24 +222,44 @@ class Verifier:
         return result
 
     def _local(self, target: Target) -> Result:
-        if self.local is None:
-            return _error(
-                target.source.text,
-                None,
-                f"{target.source.kind} sources are not supported by this command yet",
-            )
+        """docker://, oci: and docker-archive: images: every digest they are known by, in every store."""
         try:
-            image = self.local(target.source)
+            image = self.open_local(target.source)
+            ref = _local_reference(image)
+            rule = self.policy.rule_for(ref)
+            if rule is None:
+                return Result(image.text, image.digest, Status.UNTRUSTED,
+                              f"no rule in {self.policy.source} matches {ref.name} and the default is deny")
+            rule = self._with_required(rule)
+            found = Evidence()
+            in_registry = {r.digest for r in image.repo_digests}
+            for store in self.stores:
+                for r in image.repo_digests:
+                    found = found + store.signatures(r.repository, r.digest or "")
+                    if rule.attestations:
+                        found = found + store.attestations(r.repository, r.digest or "")
+                for digest in image.digests - in_registry:
+                    found = found + store.signatures(None, digest)
+                    if rule.attestations:
+                        found = found + store.attestations(None, digest)
         except SealgateError as e:
             return _error(target.source.text, None, e.message)
-        return image.decide(self)
+        facts = decision.Facts(ref, image.digest, found, size=image.size, aliases=image.aliases)
+        result = decision.decide(facts, self.policy, rule, self.now)
+        extra = {**image.extra, "tags": list(image.tags), "created": image.created}
+        return dataclasses.replace(result, image=image.text, extra=extra)
 
 
-class LocalImage:
-    """An image outside a registry (engine, OCI layout, archive) that decides itself."""
-
-    def decide(self, verifier: Verifier) -> Result:  # pragma: no cover - interface
-        raise NotImplementedError
+def _local_reference(image: LocalImage) -> Reference:
+    """The name policy rules match a local image by: its first tag, else a repo digest."""
+    for tag in image.tags:
+        try:
+            return parse(tag)
+        except SealgateError:
+            continue
+    if image.repo_digests:
+        return image.repo_digests[0]
+    return Reference("localhost", "local", None, image.digest)
 
 
 def _children(manifest: Manifest | None) -> list[str]:

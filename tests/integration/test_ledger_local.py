@@ -1,0 +1,203 @@
+"""Local images and the embedded ledger, end to end with the real dockerd and registry.
+
+A locally built image is signed into the ledger, verified via docker://,
+docker-archive: (after `docker save`) and, once pushed, via its repo digest;
+revocations take effect at once; direct edits of the SQLite file are caught
+by `ledger verify` and by every verification.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gate import keys
+from gate.cli import main
+
+from .conftest import RegistryServer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def ledger_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ledger.db"
+    monkeypatch.setenv("SEALGATE_LEDGER", str(path))
+    return path
+
+
+@pytest.fixture
+def keypair(tmp_path: Path) -> tuple[str, str]:
+    private, public = keys.write_key_pair(str(tmp_path / "ci"), keys.generate(), None)
+    return str(private), str(public)
+
+
+@pytest.fixture
+def local_image(docker_client: Any, tmp_path: Path) -> Iterator[str]:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "payload").write_bytes(secrets.token_bytes(32))
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY payload /payload\n")
+    tag = f"sealgate-local/app:{secrets.token_hex(4)}"
+    docker_client.images.build(path=str(context), tag=tag, network_mode="none", rm=True)
+    yield tag
+    docker_client.images.remove(tag, force=True)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def verify(capsys: pytest.CaptureFixture[str], image: str, pub: str) -> tuple[int, dict[str, Any]]:
+    code, out, err = run(capsys, "verify", image, "--key", pub, "-o", "json")
+    assert out, err
+    return code, json.loads(out)[0]
+
+
+def test_sign_local_then_verify_via_engine_archive_and_registry(
+    ledger_env: Path, keypair: tuple[str, str], local_image: str, docker_client: Any,
+    registry: RegistryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    image_id = docker_client.images.get(local_image).id
+    assert verify(capsys, f"docker://{local_image}", public)[1]["status"] == "UNKNOWN"
+
+    code, out, err = run(capsys, "sign", f"docker://{local_image}", "--key", private)
+    assert code == 0, err
+    code, result = verify(capsys, f"docker://{local_image}", public)
+    assert (code, result["status"], result["digest"]) == (0, "TRUSTED", image_id)
+    assert result["image_id"] == image_id and result["size"] is not None
+
+    archive = tmp_path / "image.tar"
+    with archive.open("wb") as out_file:
+        for chunk in docker_client.images.get(local_image).save(named=True):
+            out_file.write(chunk)
+    code, result = verify(capsys, f"docker-archive:{archive}", public)
+    assert (code, result["status"], result["digest"]) == (0, "TRUSTED", image_id)
+
+    # push: the engine learns a repo digest; sign --push also signs it in the registry
+    remote = f"{registry.host}/sealgate/local-pushed"
+    docker_client.images.get(local_image).tag(remote, "1.0")
+    for _ in docker_client.images.push(remote, tag="1.0", stream=True, decode=True):
+        pass
+    try:
+        code, _, err = run(capsys, "sign", f"docker://{remote}:1.0", "--key", private, "--push")
+        assert code == 0, err
+        repo_digest = next(d for d in docker_client.images.get(remote + ":1.0").attrs["RepoDigests"]
+                           if d.startswith(registry.host))
+        code, result = verify(capsys, repo_digest, public)
+        assert (code, result["status"]) == (0, "TRUSTED"), result["reason"]
+        assert result["digest"] == repo_digest.split("@")[1]
+        code, result = verify(capsys, f"docker://{remote}:1.0", public)
+        assert result["digest"] == image_id and repo_digest in result["repo_digests"]
+    finally:
+        docker_client.images.remove(f"{remote}:1.0", force=True)
+
+
+def test_untrust_and_unsupport_take_effect_at_once(
+    ledger_env: Path, keypair: tuple[str, str], local_image: str, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    assert run(capsys, "sign", f"docker://{local_image}", "--key", private)[0] == 0
+    assert run(capsys, "unsupport", f"docker://{local_image}", "--key", private, "--reason", "EOL")[0] == 0
+    code, result = verify(capsys, f"docker://{local_image}", public)
+    assert (code, result["status"]) == (0, "UNSUPPORTED") and "EOL" in result["reason"]
+    assert run(capsys, "untrust", f"docker://{local_image}", "--key", private, "--reason", "CVE-2026-1")[0] == 0
+    code, result = verify(capsys, f"docker://{local_image}", public)
+    assert (code, result["status"]) == (1, "UNTRUSTED") and "CVE-2026-1" in result["reason"]
+
+    # a revocation by a key the policy does not trust is ignored, and said so
+    stranger, _ = keys.write_key_pair(str(tmp_path / "stranger"), keys.generate(), None)
+    other = tmp_path / "fresh.db"
+    code, _, _ = run(capsys, "--ledger", str(other), "sign", f"docker://{local_image}", "--key", private)
+    assert code == 0
+    run(capsys, "--ledger", str(other), "untrust", f"docker://{local_image}", "--key", str(stranger), "--reason", "x")
+    code, out, _ = run(capsys, "--ledger", str(other), "verify", f"docker://{local_image}", "--key", public, "-o", "json")
+    result = json.loads(out)[0]
+    assert result["status"] == "TRUSTED"
+    assert any("ignored a revocation" in w for w in result["warnings"])
+
+
+def test_untrust_registry_image_writes_next_to_signatures(
+    ledger_env: Path, keypair: tuple[str, str], registry: RegistryServer, push_image: Any,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    ref = push_image(registry, repo="sealgate/revoked")
+    assert run(capsys, "sign", str(ref), "--key", private)[0] == 0
+    assert run(capsys, "untrust", str(ref), "--key", private, "--reason", "leaked key")[0] == 0
+    # another host: no ledger at all, the registry alone carries the revocation
+    monkeypatch.setenv("SEALGATE_LEDGER", str(tmp_path / "elsewhere.db"))
+    code, result = verify(capsys, str(ref), public)
+    assert (code, result["status"]) == (1, "UNTRUSTED") and "leaked key" in result["reason"]
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
+def _signed_ledger(capsys: pytest.CaptureFixture[str], image: str, private: str) -> None:
+    for _ in range(3):
+        assert run(capsys, "sign", f"docker://{image}", "--key", private, "-a", f"n={secrets.token_hex(2)}")[0] == 0
+
+
+TAMPERS = {
+    "edit-byte": "UPDATE entries SET payload = CAST(REPLACE(CAST(payload AS TEXT), 'sealgate', 'sealgatX') AS BLOB) WHERE idx = 1",
+    "delete-row": "DELETE FROM entries WHERE idx = 2",
+    "swap-rows": "UPDATE entries SET idx = -1 WHERE idx = 0; UPDATE entries SET idx = 0 WHERE idx = 1;"
+                 " UPDATE entries SET idx = 1 WHERE idx = -1",
+    "forged-entry": "INSERT INTO entries SELECT idx + 100, kind, subject, name, payload_type, payload, signature, signer, created FROM entries WHERE idx = 0",
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_direct_sqlite_edits_are_caught(
+    tamper: str, ledger_env: Path, keypair: tuple[str, str], local_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    _signed_ledger(capsys, local_image, private)
+    assert run(capsys, "ledger", "verify")[0] == 0
+    db = sqlite3.connect(ledger_env)
+    with db:
+        db.executescript(TAMPERS[tamper])
+    db.close()
+    code, _, err = run(capsys, "ledger", "verify")
+    assert code == 3 and "error" in err
+    code, result = verify(capsys, f"docker://{local_image}", public)
+    assert (code, result["status"]) == (3, "ERROR"), result
+
+
+def test_ledger_proof_export_import(
+    ledger_env: Path, keypair: tuple[str, str], local_image: str, docker_client: Any, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gate.ledger import verify_inclusion_proof
+
+    private, public = keypair
+    _signed_ledger(capsys, local_image, private)
+    image_id = docker_client.images.get(local_image).id
+    code, out, _ = run(capsys, "ledger", "proof", image_id)
+    assert code == 0
+    assert verify_inclusion_proof(json.loads(out), keys.load_public_key(public))
+    exported = tmp_path / "export.jsonl"
+    assert run(capsys, "ledger", "export", str(exported))[0] == 0
+    code, out, _ = run(capsys, "--ledger", str(tmp_path / "airgapped.db"), "ledger", "import", str(exported))
+    assert code == 0 and "Imported 3" in out
+    code, out, _ = run(capsys, "--ledger", str(tmp_path / "airgapped.db"), "verify", f"docker://{local_image}",
+                       "--key", public, "-o", "json")
+    assert json.loads(out)[0]["status"] == "TRUSTED"
+
+
+def test_no_engine_is_a_clear_error(ledger_env: Path, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    code, out, err = run(capsys, "sign", "docker://hello-world", "--key", keypair[0])
+    assert code == 3 and "Docker engine" in err
+    assert not ledger_env.exists()
