@@ -178,6 +178,26 @@ def build_parser() -> argparse.ArgumentParser:
                     help="only accept checkpoints written by these keys (repeatable)")
     li.set_defaults(handler=_ledger_import)
 
+    watch = sub.add_parser("watch", help="verify every running container, continuously; alert on change")
+    watch.add_argument("--policy", metavar="FILE", help="trust policy (reloaded when it changes)")
+    watch.add_argument("--key", action="append", default=[], metavar="PUB", help="trusted public key (repeatable)")
+    watch.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds between sweeps (60)")
+    watch.add_argument("--alert", action="append", default=[], metavar="URL",
+                       help="alert sink: https://hooks.slack.com/..., http(s):// webhook, log: or log:PATH")
+    watch.add_argument("--influx", action="append", default=[], metavar="URL",
+                       help="InfluxDB: influx://HOST:PORT/DB (v1) or influx2://HOST:PORT?org=O&bucket=B (v2)")
+    watch.add_argument("--metrics-addr", metavar="ADDR", help="serve Prometheus /metrics, e.g. 127.0.0.1:9105")
+    watch.add_argument("--on-untrusted", choices=("alert", "stop", "kill", "pause"), default="alert")
+    watch.add_argument("--realert-after", type=float, metavar="S", help="repeat alerts for still-failing containers")
+    watch.add_argument("--cache-ttl", type=float, default=300.0, metavar="S", help="reuse a result this long (300)")
+    watch.add_argument("--state-dir", metavar="DIR",
+                       help="spools and container state (default: $SEALGATE_STATE_DIR, else the data directory)")
+    watch.add_argument("--label", action="append", default=[], metavar="KEY[=VALUE]",
+                       help="only watch containers with this label (repeatable)")
+    watch.add_argument("--once", action="store_true", help="one sweep, then exit (cron, tests)")
+    _add_registry_options(watch)
+    watch.set_defaults(handler=_watch)
+
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True
     )
@@ -382,6 +402,36 @@ def _ledger_import(args: argparse.Namespace) -> int:
     with _open_ledger(create=True) as ledger:
         count = ledger.import_(args.file, trusted_keys=trusted)
     print(f"Imported {count} new entries from {args.file}")
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    from pathlib import Path
+
+    from gate import commands
+    from gate.ledger import default_path
+    from gate.watch import Enforcement, WatchOptions
+
+    state_dir = Path(args.state_dir or os.environ.get("SEALGATE_STATE_DIR") or default_path().parent / "watch")
+    options = WatchOptions(interval=args.interval, cache_ttl=args.cache_ttl, realert_after=args.realert_after,
+                           on_untrusted=Enforcement(args.on_untrusted), state_dir=state_dir,
+                           labels=tuple(args.label))
+    if not args.alert:
+        args.alert = ["log:"]
+    dog, server = commands.watchdog(_context(args), args.policy, args.key, alerts=args.alert, influx=args.influx,
+                                    metrics_addr=args.metrics_addr, options=options)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if server is not None:
+        log.warning("serving metrics on %s", server.url)
+    try:
+        dog.run(stop, once=args.once)
+    finally:
+        if server is not None:
+            server.close()
     return 0
 
 

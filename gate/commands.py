@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from gate import keys, policy, refs
 from gate.errors import UsageError
@@ -178,3 +178,62 @@ def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Ve
     return Verifier(
         pol, client=ctx.client, stores=ctx.stores(pol), require_attestations=checks, workers=workers
     )
+
+
+def watchdog(
+    ctx: Context,
+    policy_file: str | None,
+    public_keys: Sequence[str],
+    *,
+    alerts: Sequence[str] = (),
+    influx: Sequence[str] = (),
+    metrics_addr: str | None = None,
+    options: Any = None,
+) -> tuple[Any, Any]:
+    """A Watchdog wired to the gate's own verifier, the sinks and their spools.
+
+    Returns the watchdog and the metrics server (or None) for the caller to close.
+    """
+    from gate import notify, sources
+    from gate.engine import Engine
+    from gate.watch import Watchdog, WatchOptions, image_verifier
+
+    opts: WatchOptions = options or WatchOptions()
+    engine = Engine()
+    engine.ping()
+    secret = os.environ.get("SEALGATE_WEBHOOK_SECRET")
+    spool_dir = opts.state_dir / "spool"
+
+    def spool(url: str, sink: notify.Sink) -> notify.Spool:
+        return notify.Spool(spool_dir / sink.key, sink)
+
+    alert_spools = [spool(u, notify.sink_for(u, secret=secret)) for u in alerts]
+    influx_spools = [spool(u, notify.InfluxSink(u) if u.startswith("http") else notify.sink_for(u)) for u in influx]
+    metrics = notify.Metrics() if metrics_addr else None
+    server = metrics.serve(metrics_addr) if metrics and metrics_addr else None
+
+    def load() -> Policy:
+        return load_policy(policy_file, public_keys)
+
+    state = {"policy": load()}
+
+    def freshness() -> tuple[Any, ...]:
+        """Changes when cached results may be stale: a policy edit or a ledger append."""
+        mtime = os.stat(policy_file).st_mtime_ns if policy_file and os.path.exists(policy_file) else None
+        ledger = ctx.ledger(create=False)
+        return (mtime, ledger.size() if ledger is not None else 0)
+
+    token = {"value": freshness()}
+
+    def factory() -> Verifier:
+        current = freshness()
+        if current != token["value"]:
+            token["value"] = current
+            state["policy"] = load()
+        pol = state["policy"]
+        return Verifier(pol, client=ctx.client, stores=ctx.stores(pol),
+                        open_local=lambda source: sources.open_local(source, lambda: engine))
+
+    dog = Watchdog(engine, image_verifier(factory, engine), alerts=alert_spools, metrics_sinks=influx_spools,
+                   metrics=metrics, options=opts, freshness=freshness)
+    return dog, server
