@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_options(watch)
     watch.set_defaults(handler=_watch)
 
+    demo = sub.add_parser("demo", help="sign, verify, gate and watch on this machine, then clean up")
+    demo.add_argument("--registry", metavar="HOST", help="use this registry instead of a throwaway one")
+    demo.set_defaults(handler=_demo)
+
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True
     )
@@ -433,6 +437,12 @@ def _watch(args: argparse.Namespace) -> int:
         if server is not None:
             server.close()
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from gate.demo import run_demo
+
+    return run_demo(args.registry)
 
 
 def _pin(args: argparse.Namespace) -> int:
