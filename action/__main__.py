@@ -1,0 +1,7 @@
+"""``python -m action``: the container's entrypoint."""
+
+import sys
+
+from action import main
+
+sys.exit(main())
