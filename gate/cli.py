@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="for docker:// images, also sign in the registry of each repo digest",
     )
+    sign.add_argument("--provenance", action="store_true",
+                      help="also attach signed SLSA v1 provenance from the CI environment (cosign .att)")
+    sign.add_argument("--report-dir", metavar="DIR", help="write provenance.intoto.jsonl there")
     _add_registry_options(sign)
     sign.set_defaults(handler=_sign)
 
@@ -272,17 +275,24 @@ def _sign(args: argparse.Namespace) -> int:
 
     annotations = _parse_annotations(args.annotation)
     key = keys.load_private_key(args.key)
-    for signed in commands.sign(
-        _context(args),
-        args.images,
-        key,
-        annotations=annotations,
-        fmt=SignatureFormat(args.format),
-        recursive=args.recursive,
-    ):
+    ctx = _context(args)
+    done = commands.sign(ctx, args.images, key, annotations=annotations, fmt=SignatureFormat(args.format),
+                         recursive=args.recursive, push=args.push)
+    for signed in done:
         print(f"Signed {signed.image}")
         for where in signed.written:
             log.info("  wrote %s", where)
+    if args.provenance:
+        from pathlib import Path
+
+        from gate import attest
+
+        local = ("docker://", "oci:", "docker-archive:")
+        pairs = [(s.image, s.digest) for s in done if not s.image.startswith(local)]
+        made = attest.provenance(ctx.client, pairs, key, env=os.environ,
+                                 directory=Path(args.report_dir) if args.report_dir else None)
+        print(f"Attached signed SLSA provenance to {len(pairs)} image(s)"
+              + (f"; wrote {made.path}" if made.path else ""))
     return 0
 
 
@@ -313,6 +323,9 @@ def _gate(args: argparse.Namespace) -> int:
     from gate.result import FailOn, exit_code
 
     pol = policy.load(args.policy)
+    from gate import keys
+
+    signer = keys.load_private_key(args.key) if args.key else None  # a bad key fails before any work
     run = commands.gate(
         _context(args), args.paths, pol, stdin=sys.stdin, allow_empty=args.allow_empty
     )
@@ -342,6 +355,15 @@ def _gate(args: argparse.Namespace) -> int:
                 fail_on=FailOn(args.fail_on),
             ),
         )
+        from gate import attest
+
+        summary = attest.verification_report(run.results, pol, Path(args.report_dir), key=signer,
+                                             fail_on=FailOn(args.fail_on), paths=args.paths)
+        if summary is not None:
+            log.info("wrote the %s verification summary %s", "signed" if summary.signed else "unsigned",
+                     summary.path)
+    elif args.key:
+        raise UsageError("--key signs the verification summary in --report-dir; give --report-dir too")
     _emit(run.results, args, "gate")
     return exit_code(run.results, FailOn(args.fail_on))
 

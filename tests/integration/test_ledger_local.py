@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gate import keys
+from gate import keys, signatures
 from gate.cli import main
 
 from .conftest import RegistryServer
@@ -93,6 +93,9 @@ def test_sign_local_then_verify_via_engine_archive_and_registry(
         assert code == 0, err
         repo_digest = next(d for d in docker_client.images.get(remote + ":1.0").attrs["RepoDigests"]
                            if d.startswith(registry.host))
+        pushed = registry.client().find_manifest(
+            registry.repository("sealgate/local-pushed"), signatures.attachment_tag(repo_digest.split("@")[1]))
+        assert pushed is not None, "--push writes a cosign signature next to the pushed image"
         code, result = verify(capsys, repo_digest, public)
         assert (code, result["status"]) == (0, "TRUSTED"), result["reason"]
         assert result["digest"] == repo_digest.split("@")[1]
