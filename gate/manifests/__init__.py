@@ -1,0 +1,38 @@
+"""Finding image references in deploy files, and pinning them to digests in place.
+
+Reads Docker Compose files, Kubernetes YAML (multi-document streams, Lists,
+every pod template), rendered Helm/kustomize output on stdin, plain lists and
+Dockerfiles, and reports each reference with its file and line. This module
+does no network I/O: ``pin_files`` is handed a ``resolve`` function.
+
+YAML is read as a node graph from parser events (see ``_yaml``): never
+constructed into Python objects, so anchors and aliases cannot blow up memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TextIO
+
+from gate.manifests._files import MAX_FILE_BYTES, expand, read, scan, sniff
+from gate.manifests._model import Finding, PinChange
+from gate.manifests._pin import Resolver, pin_files
+
+__all__ = ["MAX_FILE_BYTES", "Finding", "PinChange", "Resolver", "find_images", "pin_files"]
+
+
+def find_images(paths: Sequence[str], *, stdin: TextIO | None = None) -> list[Finding]:
+    """Every image reference in ``paths`` (files, directories, ``-`` for ``stdin``), in order.
+
+    Directories are walked in sorted order, skipping hidden entries and
+    ``node_modules``; files whose names say nothing are sniffed. Raises
+    ManifestError (exit 2) for unreadable or invalid files, references that are
+    not references, and YAML bombs. References that use variables or templates
+    come back with ``reference=None`` and a ``problem``.
+    """
+    findings: list[Finding] = []
+    for source in expand(paths):
+        text = read(source, stdin)
+        kind = source.kind or sniff(text)
+        findings.extend(site.finding for site in scan(text, source.name, kind))
+    return findings

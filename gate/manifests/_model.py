@@ -1,0 +1,97 @@
+"""What the finders return: findings for the gate, sites (findings plus where to edit) for pin."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from gate import refs
+from gate.errors import InvalidReferenceError, ManifestError
+from gate.refs import Reference
+from gate.result import Location
+
+_VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|.?)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One image reference in a deploy file, where it was written and what it means."""
+
+    text: str
+    """The reference exactly as written in the file."""
+    reference: Reference | None
+    """Parsed and normalised; None when the text could not be resolved (see ``problem``)."""
+    location: Location
+    """File (as the user named it, ``-`` for stdin) and 1-based line."""
+    kind: str
+    """``compose``, ``kubernetes``, ``dockerfile`` or ``list``."""
+    context: str
+    """A label a person recognises: compose service, ``Deployment/web container app``, stage."""
+    problem: str | None = None
+    """Why ``reference`` is None: reported to the user, not fatal."""
+
+
+@dataclass(frozen=True)
+class PinChange:
+    """One reference that pin rewrote (or, with ``check``, would rewrite)."""
+
+    location: Location
+    """Where the edit is: the line of the text that changes."""
+    old: str
+    new: str
+
+
+@dataclass(frozen=True)
+class Site:
+    """A finding plus the character span that holds its text, so pin can edit it in place."""
+
+    finding: Finding
+    span: tuple[int, int] | None
+    """Offsets of the reference text to rewrite; None when it cannot be rewritten verbatim."""
+
+
+def unresolved_problem(text: str) -> str | None:
+    """Why ``text`` cannot be checked as written: a variable or a template, or None."""
+    if "{{" in text or "{%" in text:
+        return "is a template expression; render it first (helm template, kustomize build)"
+    match = _VARIABLE.search(text)
+    if match:
+        return f"uses variable {match.group(0)}; render it first"
+    return None
+
+
+def parse_reference(text: str, *, file: str, line: int) -> Reference:
+    """Parse ``text`` or raise ManifestError at ``file:line`` saying why it is not a reference."""
+    try:
+        return refs.parse(text)
+    except InvalidReferenceError as e:
+        raise ManifestError(
+            f"'{text}' is not an image reference: {_why(text, e.message)}", file=file, line=line
+        ) from e
+
+
+def _why(text: str, message: str) -> str:
+    """The reason from refs' message, without repeating the text it names."""
+    quoted = f"'{text}' "
+    if message.startswith(quoted + "is not an image reference: "):
+        return message[len(quoted + "is not an image reference: ") :]
+    if message.startswith(quoted):
+        return "it " + message[len(quoted) :]
+    return message
+
+
+def finding(
+    text: str, *, file: str, line: int, kind: str, context: str, resolved: str | None = None
+) -> Finding:
+    """A finding for ``text``; ``resolved`` is its value after substitution, when that differs.
+
+    Unresolvable text (variables, templates) gives a finding with a problem;
+    text that resolves to something that is not a reference raises ManifestError.
+    """
+    value = text if resolved is None else resolved
+    problem = unresolved_problem(value)
+    if problem is not None:
+        return Finding(text, None, Location(file, line), kind, context, problem)
+    return Finding(
+        text, parse_reference(value, file=file, line=line), Location(file, line), kind, context
+    )
