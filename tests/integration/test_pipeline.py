@@ -92,7 +92,7 @@ def test_sign_then_gate(
     monkeypatch.chdir(workspace)
 
     app = push_image(registry, repo="acme/app", tag="1.0")
-    other = push_image(registry, repo="acme/unsigned", tag="2.0")
+    other = push_image(registry, repo="acme/pipeline-unsigned", tag="2.0")
     key = keys.generate()
     pem = key.to_pem(PASSWORD.encode()).decode()
     (workspace / "keys").mkdir()
@@ -181,15 +181,15 @@ default: deny
             files,
             "attest",
             command="attest",
-            images=f"{registry.host}/acme/unsigned:2.0",
+            images=f"{registry.host}/acme/pipeline-unsigned:2.0",
             key=pem,
             key_password=PASSWORD,
         )
         assert code == 0, log
         assert json.loads(outputs["digests"]) == {
-            f"{registry.host}/acme/unsigned:2.0": other.digest
+            f"{registry.host}/acme/pipeline-unsigned:2.0": other.digest
         }
-        tags = registry.client().list_tags(registry.repository("acme/unsigned"))
+        tags = registry.client().list_tags(registry.repository("acme/pipeline-unsigned"))
         assert tags == sorted(["2.0", f"sha256-{other.digest.split(':')[1]}.att"]) or set(tags) == {
             "2.0",
             f"sha256-{other.digest.split(':')[1]}.att",
@@ -202,7 +202,7 @@ services:
   app:
     image: {registry.host}/acme/app@{app.digest}
   cache:
-    image: {registry.host}/acme/unsigned:2.0@{other.digest}
+    image: {registry.host}/acme/pipeline-unsigned:2.0@{other.digest}
 """)
         code, log, outputs, summary = _step(
             env,
@@ -225,7 +225,7 @@ services:
         assert len(errors) == 1, log
         assert re.fullmatch(
             r"::error file=deploy/compose\.yaml,line=5,title=Sealgate%3A UNKNOWN::"
-            rf"{re.escape(registry.host)}/acme/unsigned.*",
+            rf"{re.escape(registry.host)}/acme/pipeline-unsigned.*",
             errors[0],
         )
         assert summary.startswith("### ❌ 1 of 2 images failed: 1 unknown")
