@@ -210,15 +210,6 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
     warnings.extend(found.problems)
 
     qualified = allowed
-    if rule.min_level is not None:
-        qualified = [v for v in qualified if v.signer.level >= rule.min_level]
-        if not qualified:
-            return _with(
-                base,
-                Status.UNTRUSTED,
-                f"no signer has level {rule.min_level} or higher (best: {max((v.signer.level for v in allowed), default=0)})",
-                warnings,
-            )
     if rule.max_age is not None:
         fresh = [
             v for v in qualified if v.signed_at is not None and now - v.signed_at <= rule.max_age
@@ -241,6 +232,13 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
             f"missing: {', '.join(missing)}",
             warnings,
         )
+    # NOTE: the level is the image's, as vcn's was: that of its highest valid signer. A rule
+    # can ask two signers of any level *and* one of level >= min_level (DESIGN.md's example).
+    best_level = max(v.signer.level for v in qualified)
+    if rule.min_level is not None and best_level < rule.min_level:
+        return _with(base, Status.UNTRUSTED,
+                     f"no valid signature by a signer of level {rule.min_level} or higher (best: {best_level})",
+                     warnings)
 
     verified_types, missing_att = _attestations(facts.evidence.attestations, every, policy, rule)
     base = Result(
