@@ -85,6 +85,13 @@ def test_compose_runs_the_watchdog_as_a_locked_down_sidecar() -> None:
     assert watch["command"][0] == "watch"
     flags = {arg.split("=", 1)[0] for arg in watch["command"][1:]}
     assert {"--policy", "--interval", "--alert", "--influx", "--metrics-addr"} <= flags
+    # the command is one the real `sealgate` parser accepts, run by the CLI entry point of the image
+    from gate.cli import build_parser
+
+    argv = [re.sub(r"\$\{[^}]*\}", "x", arg) for arg in watch["command"]]
+    assert build_parser().parse_args(argv).command == "watch"
+    assert watch["entrypoint"] == ["/opt/sealgate/bin/sealgate"]
+    assert "/opt/sealgate" in (DEPLOY.parent / "Dockerfile").read_text()
     assert "/var/run/docker.sock:/var/run/docker.sock:ro" in watch["volumes"]
     assert watch["read_only"] is True
     assert "no-new-privileges:true" in watch["security_opt"]
@@ -92,5 +99,5 @@ def test_compose_runs_the_watchdog_as_a_locked_down_sidecar() -> None:
     assert watch["network_mode"] in ("host", "none")
     assert "SEALGATE_INFLUX_TOKEN" in watch["environment"]
     state = next(v for v in watch["volumes"] if v.startswith("sealgate-state:"))
-    assert state.split(":")[1] == watch["environment"]["SEALGATE_SPOOL_DIR"].rsplit("/", 1)[0]
+    assert state.split(":")[1] == watch["environment"]["SEALGATE_STATE_DIR"].rsplit("/", 1)[0]
     assert "sealgate-state" in compose["volumes"]
