@@ -36,21 +36,29 @@ def k8s_stream(refs: list[str]) -> str:
     docs = []
     for i in range(0, len(refs), 5):
         containers = "".join(
-            f"        - name: c{j}\n          image: {ref}\n" for j, ref in enumerate(refs[i : i + 5])
+            f"        - name: c{j}\n          image: {ref}\n"
+            for j, ref in enumerate(refs[i : i + 5])
         )
         docs.append(
             f"# Source: bench/templates/deploy-{i}.yaml\napiVersion: apps/v1\nkind: Deployment\n"
-            f"metadata:\n  name: app-{i}\nspec:\n  template:\n    spec:\n      containers:\n{containers}"
+            f"metadata:\n  name: app-{i}\nspec:\n  template:\n    spec:\n"
+            f"      containers:\n{containers}"
         )
     return "---\n".join(docs)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--refs", type=int, default=2000)
     parser.add_argument("--distinct", type=int, default=200)
-    parser.add_argument("--baseline-refs", type=int, default=400,
-                        help="how many references to time one by one (scaled to --refs)")
+    parser.add_argument(
+        "--baseline-refs",
+        type=int,
+        default=400,
+        help="how many references to time one by one (scaled to --refs)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as name:
@@ -62,7 +70,8 @@ def main() -> int:
             (tmp / "ci.pub").write_bytes(key.public_key.pem)
             (tmp / "policy.yaml").write_text(
                 f"version: 1\nsigners:\n  - name: ci\n    key: {tmp / 'ci.pub'}\n"
-                f"registries: [{server.host}]\nrules:\n  - match: '**'\n    pinned: required\n")
+                f"registries: [{server.host}]\nrules:\n  - match: '**'\n    pinned: required\n"
+            )
             distinct = []
             for i in range(args.distinct):
                 ref = push_random_image(server, f"bench/svc{i % 20}", f"v{i}", client=client)
@@ -75,14 +84,31 @@ def main() -> int:
 
             before = len(server.access_log())
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "gate.cli", "gate", str(manifest), "--policy",
-                                   str(tmp / "policy.yaml"), "-o", "json"], capture_output=True, text=True,
-                                  check=False)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "gate.cli",
+                    "gate",
+                    str(manifest),
+                    "--policy",
+                    str(tmp / "policy.yaml"),
+                    "-o",
+                    "json",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             gate_wall = time.perf_counter() - start
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest waited child
+            peak_mb = (
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            )  # the largest waited child
             requests = len(server.access_log()) - before
             results = json.loads(done.stdout)
-            assert done.returncode == 0 and all(r["status"] == "TRUSTED" for r in results), done.stderr[-2000:]
+            assert done.returncode == 0 and all(r["status"] == "TRUSTED" for r in results), (
+                done.stderr[-2000:]
+            )
 
             pol = policy.load(tmp / "policy.yaml")
             ctx = commands.Context()
@@ -96,11 +122,15 @@ def main() -> int:
             server.close()
 
     print(f"gate, one run:                    {gate_wall:7.2f} s ({len(results)} distinct results)")
-    print(f"one by one, one process:          {one_by_one:7.2f} s"
-          + ("" if len(sample) == len(refs) else f" (timed {len(sample)}, scaled)"))
+    print(
+        f"one by one, one process:          {one_by_one:7.2f} s"
+        + ("" if len(sample) == len(refs) else f" (timed {len(sample)}, scaled)")
+    )
     print(f"speed-up:                         {one_by_one / gate_wall:7.1f}x (target >= 5x)")
-    print(f"registry requests per digest:     {requests / len(distinct):7.2f} ({requests} total incl. /v2/ ping;"
-          f" target <= 3)")
+    print(
+        f"registry requests per digest:     {requests / len(distinct):7.2f} "
+        f"({requests} total incl. /v2/ ping; target <= 3)"
+    )
     print(f"peak memory of the gate process:  {peak_mb:7.1f} MB (target < 150 MB)")
     return 0
 

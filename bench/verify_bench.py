@@ -37,10 +37,16 @@ def timed(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--baseline-images", type=int, default=200,
-                        help="how many separate processes to time (scaled to --images if fewer)")
+    parser.add_argument(
+        "--baseline-images",
+        type=int,
+        default=200,
+        help="how many separate processes to time (scaled to --images if fewer)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -58,8 +64,19 @@ def main() -> int:
             print(f"pushed and signed {len(images)} images on {server.host}")
 
             before = len(server.access_log())
-            one_wall, done = timed([sys.executable, "-m", "gate.cli", "verify", *images, "--key", str(pub),
-                                    "-o", "json"])
+            one_wall, done = timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "gate.cli",
+                    "verify",
+                    *images,
+                    "--key",
+                    str(pub),
+                    "-o",
+                    "json",
+                ]
+            )
             results = json.loads(done.stdout)
             requests = len(server.access_log()) - before
             trusted = sum(r["status"] == "TRUSTED" for r in results)
@@ -68,7 +85,9 @@ def main() -> int:
             sample = images[: args.baseline_images]
             start = time.perf_counter()
             for image in sample:
-                _, one = timed([sys.executable, "-m", "gate.cli", "verify", image, "--key", str(pub)])
+                _, one = timed(
+                    [sys.executable, "-m", "gate.cli", "verify", image, "--key", str(pub)]
+                )
                 assert one.returncode == 0, one.stderr
             many_wall = (time.perf_counter() - start) * len(images) / len(sample)
         finally:
@@ -80,12 +99,20 @@ def main() -> int:
 
     n = len(images)
     print(f"one process, {n} images:        {one_wall:7.2f} s   ({trusted}/{n} TRUSTED)")
-    print(f"{n} processes, one image each:  {many_wall:7.2f} s"
-          + ("" if len(sample) == n else f"   (timed {len(sample)}, scaled)"))
+    print(
+        f"{n} processes, one image each:  {many_wall:7.2f} s"
+        + ("" if len(sample) == n else f"   (timed {len(sample)}, scaled)")
+    )
     print(f"speed-up (processes / one):     {many_wall / one_wall:7.1f}x")
-    print(f"registry requests per image:    {requests / n:7.2f}   ({requests} total, incl. /v2/ ping; target <= 3)")
-    print(f"`sealgate --help` median:       {help_median * 1000:7.0f} ms (python -c pass: {python_median * 1000:.0f} ms,"
-          f" ratio {help_median / python_median:.1f}x; target < 300 ms)")
+    print(
+        f"registry requests per image:    {requests / n:7.2f}   "
+        f"({requests} total, incl. /v2/ ping; target <= 3)"
+    )
+    print(
+        f"`sealgate --help` median:       {help_median * 1000:7.0f} ms "
+        f"(python -c pass: {python_median * 1000:.0f} ms,"
+        f" ratio {help_median / python_median:.1f}x; target < 300 ms)"
+    )
     return 0
 
 

@@ -9,7 +9,8 @@ Prints, measured in this run:
 * verifications performed by one sweep of K containers made from I images
   (the cache makes it I, not K).
 
-    python bench/watch_bench.py [--starts 50] [--idle 60] [--idle-containers 50] [--sweep 100] [--images 5]
+    python bench/watch_bench.py [--starts 50] [--idle 60] [--idle-containers 50]
+                                [--sweep 100] [--images 5]
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ def build(client: docker.DockerClient, tmp: Path, name: str) -> str:
     shutil.copy("/usr/bin/busybox", context / "busybox")
     (context / "nonce").write_bytes(secrets.token_bytes(16))
     (context / "Dockerfile").write_text(
-        'FROM scratch\nCOPY busybox /bin/busybox\nCOPY nonce /nonce\nCMD ["/bin/busybox", "sleep", "3600"]\n')
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY nonce /nonce\n"
+        'CMD ["/bin/busybox", "sleep", "3600"]\n'
+    )
     tag = f"sealgate-bench/{name}:1"
     client.images.build(path=str(context), tag=tag, network_mode="none", rm=True)
     return tag
@@ -61,15 +64,26 @@ def cleanup(client: docker.DockerClient) -> None:
         container.remove(force=True)
 
 
-def latency(client: docker.DockerClient, tmp: Path, pub: str, image: str,
-            starts: int) -> tuple[list[float], list[float]]:
-    """Seconds to the alert: from `docker run` returning (started), and from calling it (upper bound)."""
+def latency(
+    client: docker.DockerClient, tmp: Path, pub: str, image: str, starts: int
+) -> tuple[list[float], list[float]]:
+    """Seconds to the alert: from `docker run` returning (started), and from calling it.
+
+    The second is an upper bound.
+    """
     seen: dict[str, float] = {}
     with Recorder() as hook:
-        hook.route("POST", "/hook", lambda req: seen.setdefault(req.json()["events"][0]["container_id"],
-                                                                 time.monotonic()) and None)
+        hook.route(
+            "POST",
+            "/hook",
+            lambda req: (
+                seen.setdefault(req.json()["events"][0]["container_id"], time.monotonic()) and None
+            ),
+        )
         opts = WatchOptions(state_dir=tmp / "lat", labels=(LABEL,), interval=3600)
-        dog, _ = commands.watchdog(commands.Context(), None, [pub], alerts=[hook.url + "/hook"], options=opts)
+        dog, _ = commands.watchdog(
+            commands.Context(), None, [pub], alerts=[hook.url + "/hook"], options=opts
+        )
         stop = threading.Event()
         thread = threading.Thread(target=dog.run, args=(stop,), daemon=True)
         thread.start()
@@ -90,11 +104,27 @@ def latency(client: docker.DockerClient, tmp: Path, pub: str, image: str,
     return delays, totals
 
 
-def idle_cpu(client: docker.DockerClient, tmp: Path, pub: str, image: str, seconds: float, count: int) -> tuple[float, float]:
+def idle_cpu(
+    client: docker.DockerClient, tmp: Path, pub: str, image: str, seconds: float, count: int
+) -> tuple[float, float]:
     for _ in range(count):
         run(client, image)
-    argv = [sys.executable, "-m", "gate.cli", "watch", "--key", pub, "--alert", "log:", "--label", LABEL,
-            "--state-dir", str(tmp / "idle"), "--interval", "60"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gate.cli",
+        "watch",
+        "--key",
+        pub,
+        "--alert",
+        "log:",
+        "--label",
+        LABEL,
+        "--state-dir",
+        str(tmp / "idle"),
+        "--interval",
+        "60",
+    ]
     watch = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     time.sleep(3.0)  # start-up and first sweep are not idle time
     before = _cpu(watch.pid)
@@ -115,19 +145,24 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def sweep_cost(client: docker.DockerClient, tmp: Path, pub: str, images: list[str], count: int) -> tuple[int, int]:
+def sweep_cost(
+    client: docker.DockerClient, tmp: Path, pub: str, images: list[str], count: int
+) -> tuple[int, int]:
     for i in range(count):
         run(client, images[i % len(images)])
     opts = WatchOptions(state_dir=tmp / "sweep", labels=(LABEL,))
-    dog, _ = commands.watchdog(commands.Context(), None, [pub], alerts=["log:" + str(tmp / "alerts.jsonl")],
-                               options=opts)
+    dog, _ = commands.watchdog(
+        commands.Context(), None, [pub], alerts=["log:" + str(tmp / "alerts.jsonl")], options=opts
+    )
     checked = dog.sweep()
     cleanup(client)
     return checked, dog.verifications
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--starts", type=int, default=50)
     parser.add_argument("--idle", type=float, default=60.0)
     parser.add_argument("--idle-containers", type=int, default=50)
@@ -150,20 +185,33 @@ def main() -> int:
             cleanup(client)
             for image in images:
                 client.images.remove(image, force=True)
+
     def p95_of(values: list[float]) -> float:
         return sorted(values)[max(0, int(len(values) * 0.95) - 1)]
 
     median, p95 = statistics.median(totals), p95_of(totals)
-    print(f"detection latency over {len(delays)} starts, from calling `docker run` (includes container"
-          f" creation): median {median * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms (target p95 < 1 s)")
-    print(f"  from `docker run` returning (container started): median {statistics.median(delays) * 1000:.0f} ms,"
-          f" p95 {p95_of(delays) * 1000:.0f} ms")
-    print(f"seed's 60 s polling loop: expected 30 s, worst 60 s -> {30 / median:.0f}x faster at the median,"
-          f" {60 / p95:.0f}x at p95 vs worst case")
-    print(f"idle CPU over {args.idle:.0f} s with {args.idle_containers} containers: {used:.2f} s"
-          f" (sleep baseline {baseline:.2f} s; target < 0.5 s)")
-    print(f"one sweep of {checked} containers from {args.images} images: {verifications} verifications"
-          f" (target {args.images})")
+    print(
+        f"detection latency over {len(delays)} starts, from calling `docker run` "
+        f"(includes container creation): median {median * 1000:.0f} ms, "
+        f"p95 {p95 * 1000:.0f} ms (target p95 < 1 s)"
+    )
+    print(
+        "  from `docker run` returning (container started): "
+        f"median {statistics.median(delays) * 1000:.0f} ms,"
+        f" p95 {p95_of(delays) * 1000:.0f} ms"
+    )
+    print(
+        "seed's 60 s polling loop: expected 30 s, worst 60 s -> "
+        f"{30 / median:.0f}x faster at the median, {60 / p95:.0f}x at p95 vs worst case"
+    )
+    print(
+        f"idle CPU over {args.idle:.0f} s with {args.idle_containers} containers: {used:.2f} s"
+        f" (sleep baseline {baseline:.2f} s; target < 0.5 s)"
+    )
+    print(
+        f"one sweep of {checked} containers from {args.images} images: "
+        f"{verifications} verifications (target {args.images})"
+    )
     return 0
 
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from gate import keys, policy, refs
 from gate.errors import UsageError
+from gate.ledger import Ledger, default_path
 from gate.policy import Policy
 from gate.provenance import AttestationCheck
 from gate.registry import RegistryClient
 from gate.result import Location, Result
-from gate.ledger import Ledger, default_path
 from gate.revoke import Action, Revoked
 from gate.revoke import revoke as revoke_image
 from gate.sign import SignatureFormat, Signed, sign_image, sign_local
@@ -65,7 +65,10 @@ class Context:
         return self._client
 
     def ledger(self, *, create: bool) -> Ledger | None:
-        """The ledger; None when it does not exist and ``create`` is False (verifying never makes one)."""
+        """The ledger; None when it does not exist and ``create`` is False.
+
+        Verifying never makes one.
+        """
         if self._ledger is None:
             path = Path(self.ledger_path) if self.ledger_path else default_path()
             if not create and not path.exists():
@@ -91,7 +94,8 @@ def load_policy(policy_file: str | None, public_keys: Sequence[str]) -> Policy:
         return policy.load(policy_file)
     if not public_keys:
         raise UsageError(
-            "give the trusted public keys with --key PUB (repeatable) or a policy with --policy FILE"
+            "give the trusted public keys with --key PUB (repeatable) "
+            "or a policy with --policy FILE"
         )
     return policy.from_keys([keys.load_public_key(k) for k in public_keys])
 
@@ -111,8 +115,16 @@ def sign(
     out: list[Signed] = []
     for source in parsed:
         if source.reference is not None:
-            out.extend(sign_image(ctx.client, source.reference, key, annotations=annotations, fmt=fmt,
-                                  recursive=recursive))
+            out.extend(
+                sign_image(
+                    ctx.client,
+                    source.reference,
+                    key,
+                    annotations=annotations,
+                    fmt=fmt,
+                    recursive=recursive,
+                )
+            )
             continue
         image = local[source.text]
         ledger = ctx.ledger(create=True)
@@ -125,7 +137,11 @@ def sign(
 
 
 def revoke(ctx: Context, target: str, key: keys.PrivateKey, action: Action, reason: str) -> Revoked:
-    client = ctx.client if not target.startswith(("sha256:", "docker://", "oci:", "docker-archive:")) else None
+    client = (
+        ctx.client
+        if not target.startswith(("sha256:", "docker://", "oci:", "docker-archive:"))
+        else None
+    )
     ledger = ctx.ledger(create=True)
     assert ledger is not None
     return revoke_image(target, key, action, reason, ledger=ledger, client=client)
@@ -208,7 +224,10 @@ def watchdog(
         return notify.Spool(spool_dir / sink.key, sink)
 
     alert_spools = [spool(u, notify.sink_for(u, secret=secret)) for u in alerts]
-    influx_spools = [spool(u, notify.InfluxSink(u) if u.startswith("http") else notify.sink_for(u)) for u in influx]
+    influx_spools = [
+        spool(u, notify.InfluxSink(u) if u.startswith("http") else notify.sink_for(u))
+        for u in influx
+    ]
     metrics = notify.Metrics() if metrics_addr else None
     server = metrics.serve(metrics_addr) if metrics and metrics_addr else None
 
@@ -219,7 +238,11 @@ def watchdog(
 
     def freshness() -> tuple[Any, ...]:
         """Changes when cached results may be stale: a policy edit or a ledger append."""
-        mtime = os.stat(policy_file).st_mtime_ns if policy_file and os.path.exists(policy_file) else None
+        mtime = (
+            os.stat(policy_file).st_mtime_ns
+            if policy_file and os.path.exists(policy_file)
+            else None
+        )
         ledger = ctx.ledger(create=False)
         return (mtime, ledger.size() if ledger is not None else 0)
 
@@ -231,9 +254,20 @@ def watchdog(
             token["value"] = current
             state["policy"] = load()
         pol = state["policy"]
-        return Verifier(pol, client=ctx.client, stores=ctx.stores(pol),
-                        open_local=lambda source: sources.open_local(source, lambda: engine))
+        return Verifier(
+            pol,
+            client=ctx.client,
+            stores=ctx.stores(pol),
+            open_local=lambda source: sources.open_local(source, lambda: engine),
+        )
 
-    dog = Watchdog(engine, image_verifier(factory, engine), alerts=alert_spools, metrics_sinks=influx_spools,
-                   metrics=metrics, options=opts, freshness=freshness)
+    dog = Watchdog(
+        engine,
+        image_verifier(factory, engine),
+        alerts=alert_spools,
+        metrics_sinks=influx_spools,
+        metrics=metrics,
+        options=opts,
+        freshness=freshness,
+    )
     return dog, server

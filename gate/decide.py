@@ -7,9 +7,9 @@ signer is not enough for this image's rule.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-import json
 from datetime import UTC, datetime
 
 from gate import provenance, signatures
@@ -40,7 +40,10 @@ def _verify_claim(claim: Claim, policy: Policy) -> tuple[TrustedSigner | None, b
     """The first policy signer whose key verifies the claim, and the verified payload."""
     if claim.problem is not None:
         return None, None
-    if claim.kind is not ClaimKind.SIMPLE_SIGNING and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE:
+    if (
+        claim.kind is not ClaimKind.SIMPLE_SIGNING
+        and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE
+    ):
         return None, None  # NOTE: cosign pkg/cosign/verify.go rejects other DSSE payload types.
     for signer in policy.signers.values():
         if any(signer.key.verify(sig, claim.signed) for sig in claim.signatures):
@@ -159,7 +162,8 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
         return _with(
             base,
             Status.UNTRUSTED,
-            f"tag {ref.tag} now points at {facts.tag_digest[:19]}…, not the pinned {digest[:19]}… (drift)",
+            f"tag {ref.tag} now points at {facts.tag_digest[:19]}…, "
+            f"not the pinned {digest[:19]}… (drift)",
             warnings,
         )
 
@@ -170,7 +174,8 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
     for v in found.valid:
         if v.signer.name not in rule.signers:
             warnings.append(
-                f"signature by '{v.signer.name}' is valid but that signer is not required for {ref.name}"
+                f"signature by '{v.signer.name}' is valid "
+                f"but that signer is not required for {ref.name}"
             )
     best = _best(allowed)
     signer = Signer(best.signer.key.key_id, best.signer.name) if best else None
@@ -218,7 +223,8 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
             return _with(
                 base,
                 Status.UNTRUSTED,
-                f"every signature is older than {rule.max_age.days} days or has no signing time; sign again",
+                f"every signature is older than {rule.max_age.days} days "
+                "or has no signing time; sign again",
                 warnings,
             )
         qualified = fresh
@@ -236,9 +242,13 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
     # can ask two signers of any level *and* one of level >= min_level (DESIGN.md's example).
     best_level = max(v.signer.level for v in qualified)
     if rule.min_level is not None and best_level < rule.min_level:
-        return _with(base, Status.UNTRUSTED,
-                     f"no valid signature by a signer of level {rule.min_level} or higher (best: {best_level})",
-                     warnings)
+        return _with(
+            base,
+            Status.UNTRUSTED,
+            f"no valid signature by a signer of level {rule.min_level} or higher "
+            f"(best: {best_level})",
+            warnings,
+        )
 
     verified_types, missing_att = _attestations(facts.evidence.attestations, every, policy, rule)
     base = Result(
@@ -258,9 +268,21 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
     return _with(base, Status.TRUSTED, f"signed by {who}", warnings)
 
 
-def _with(base: Result, status: Status, reason: str, warnings: list[str], **extra: bool) -> Result:
+def _with(
+    base: Result,
+    status: Status,
+    reason: str,
+    warnings: list[str],
+    *,
+    unsupported_denied: bool = False,
+) -> Result:
+    """``base`` with a decision; every base here is undenied, so the default changes nothing."""
     return replace(
-        base, status=status, reason=reason, warnings=tuple(dict.fromkeys(warnings)), **extra
+        base,
+        status=status,
+        reason=reason,
+        warnings=tuple(dict.fromkeys(warnings)),
+        unsupported_denied=unsupported_denied,
     )
 
 
@@ -271,7 +293,11 @@ def _best(valid: Sequence[Valid]) -> Valid | None:
 
 
 def _revocation(
-    claims: Sequence[Claim], digests: frozenset[str], policy: Policy, rule: Rule, warnings: list[str]
+    claims: Sequence[Claim],
+    digests: frozenset[str],
+    policy: Policy,
+    rule: Rule,
+    warnings: list[str],
 ) -> tuple[Status, str] | None:
     """A revocation by a signer this rule trusts wins over any signature."""
     verdict: tuple[Status, str] | None = None
@@ -285,7 +311,9 @@ def _revocation(
         except SealgateError:
             warnings.append(f"ignored a malformed revocation by '{signer.name}'")
             continue
-        if statement.predicate_type != provenance.REVOCATION_V1 or not any(map(statement.covers, digests)):
+        if statement.predicate_type != provenance.REVOCATION_V1 or not any(
+            map(statement.covers, digests)
+        ):
             continue
         if signer.name not in rule.signers:
             warnings.append(

@@ -36,7 +36,9 @@ def say(text: str) -> None:
 
 
 def show(results: Sequence[Result]) -> None:
-    print(render(results, OutputFormat.TEXT, ReportContext(command="demo"), color=sys.stdout.isatty()))
+    print(
+        render(results, OutputFormat.TEXT, ReportContext(command="demo"), color=sys.stdout.isatty())
+    )
 
 
 def _free_port() -> int:
@@ -59,8 +61,9 @@ def throwaway_registry(directory: Path) -> Iterator[str | None]:
         f"storage: {{filesystem: {{rootdirectory: {directory / 'storage'}}}}}\n"
         f"http: {{addr: 127.0.0.1:{port}}}\n"
     )
-    process = subprocess.Popen([binary, "serve", str(config)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         for _ in range(100):
             with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -85,7 +88,9 @@ def _build(client: Any, directory: Path, name: str) -> str:
         lines += ["COPY busybox /bin/busybox", 'CMD ["/bin/busybox", "sleep", "3600"]']
     (context / "Dockerfile").write_text("\n".join(lines) + "\n")
     tag = f"sealgate-demo/{name}:1.0"
-    client.images.build(path=str(context), tag=tag, network_mode="none", rm=True, labels={LABEL: "1"})
+    client.images.build(
+        path=str(context), tag=tag, network_mode="none", rm=True, labels={LABEL: "1"}
+    )
     return tag
 
 
@@ -96,8 +101,8 @@ def run_demo(registry: str | None = None) -> int:
     except EngineError as e:
         raise UsageError(
             f"the demo needs a running Docker engine: {e.message}",
-            hint="on Debian: apt-get install docker.io, then dockerd --bridge=none --iptables=false "
-            "--ip-forward=false (or run `make demo`, which does it)",
+            hint="on Debian: apt-get install docker.io, then dockerd --bridge=none "
+            "--iptables=false --ip-forward=false (or run `make demo`, which does it)",
         ) from e
     import docker
 
@@ -106,8 +111,10 @@ def run_demo(registry: str | None = None) -> int:
         work = Path(name)
         os.environ["SEALGATE_LEDGER"] = str(work / "ledger.db")
         key = keys.generate()
-        private, public = keys.write_key_pair(str(work / "demo"), key, None)
-        print(f"Working in {work}; a fresh key pair {public.name} (key ID {key.public_key.short_id}).")
+        _private, public = keys.write_key_pair(str(work / "demo"), key, None)
+        print(
+            f"Working in {work}; a fresh key pair {public.name} (key ID {key.public_key.short_id})."
+        )
         images = {n: _build(client, work, n) for n in ("signed", "unsigned")}
         try:
             code = _story(client, work, images, key, str(public), registry)
@@ -121,8 +128,14 @@ def run_demo(registry: str | None = None) -> int:
     return code
 
 
-def _story(client: Any, work: Path, images: dict[str, str], key: keys.PrivateKey, public: str,
-           registry: str | None) -> int:
+def _story(
+    client: Any,
+    work: Path,
+    images: dict[str, str],
+    key: keys.PrivateKey,
+    public: str,
+    registry: str | None,
+) -> int:
     ctx = commands.Context()
     pol = policy.from_keys([key.public_key])
 
@@ -168,19 +181,29 @@ def _story(client: Any, work: Path, images: dict[str, str], key: keys.PrivateKey
 
     say("6. The watchdog: containers from both images, one sweep, one alert for the unsigned one")
     if not shutil.which("busybox"):
-        print("   skipped: no static busybox to make a runnable image (apt-get install busybox-static)")
+        print(
+            "   skipped: no static busybox to make a runnable image "
+            "(apt-get install busybox-static)"
+        )
         return 0
     for kind in ("signed", "unsigned"):
         client.containers.run(images[kind], detach=True, network_mode="none", labels={LABEL: kind})
     from gate.watch import WatchOptions
 
-    dog, _ = commands.watchdog(ctx, None, [public], alerts=["log:stdout"],
-                               options=WatchOptions(state_dir=work / "watch", labels=(LABEL,)))
+    dog, _ = commands.watchdog(
+        ctx,
+        None,
+        [public],
+        alerts=["log:stdout"],
+        options=WatchOptions(state_dir=work / "watch", labels=(LABEL,)),
+    )
     print("$ sealgate watch --key demo.pub --alert log:stdout   (one sweep)")
     checked = dog.sweep()
     dog.flush(force=True)
-    print(f"checked {checked} containers with {dog.verifications} verifications; "
-          "the trusted one raised no alert, and a second sweep would raise none at all")
+    print(
+        f"checked {checked} containers with {dog.verifications} verifications; "
+        "the trusted one raised no alert, and a second sweep would raise none at all"
+    )
     return 0
 
 

@@ -6,13 +6,13 @@ hint, and a class-level exit code that follows DESIGN.md:
     SealgateError                     (exit 2 unless a subclass says otherwise)
     ├── UsageError                    2  bad usage or bad configuration
     │   ├── InvalidReferenceError     2  not an image reference or digest
-    │   ├── KeyLoadError              2  a key file/env var is missing, not a key, wrong type or passphrase
+    │   ├── KeyLoadError              2  key file/env var missing, not a key, bad type or passphrase
     │   ├── PolicyError               2  the trust policy is unreadable or invalid (file, line)
     │   └── ManifestError             2  a deploy manifest cannot be read or parsed (file, line)
     ├── PolicyFailureError            1  a decision: something is not trusted
     │   ├── SignatureFormatError      1  stored signature data is malformed (signatures.py)
     │   ├── DSSEError                 1  not a DSSE envelope, or too few valid signatures (dsse.py)
-    │   └── StatementError            1  not an in-toto statement (provenance.py)
+    │   └── StatementError            1  not an in-toto statement (provenance/)
     └── UnavailableError              3  could not tell: something could not be read
         ├── RegistryError             3  the registry failed, refused, or sent bad bytes
         │   ├── RegistryAuthError     3  401/403 after trying the credentials we have
@@ -20,7 +20,7 @@ hint, and a class-level exit code that follows DESIGN.md:
         │   ├── DigestMismatchError   3  fetched bytes do not match their digest
         │   └── OversizedError        3  a manifest or blob is over its size cap
         ├── EngineError               3  the Docker engine could not be reached or failed
-        ├── SinkError                 3  an alert or metric sink refused or could not be reached (notify/)
+        ├── SinkError                 3  an alert or metric sink refused or is unreachable (notify/)
         └── LedgerError               3  the ledger file is unreadable, corrupt or tampered
 
 Library errors (requests, docker, sqlite3, cryptography) are translated into

@@ -3,7 +3,8 @@
 Keys are read the way cosign reads them, so a team's existing ``cosign.key`` /
 ``cosign.pub`` work unchanged: a file path, ``env://NAME`` (CI secrets), or
 inline PEM. Private keys may be PKCS#8 (plain or encrypted), SEC1/PKCS#1, or
-cosign's own ``ENCRYPTED SIGSTORE PRIVATE KEY`` (scrypt + NaCl secretbox).
+cosign's own ``ENCRYPTED SIGSTORE PRIVATE KEY`` (scrypt + NaCl secretbox; that
+format lives in ``gate._cosign_key``).
 
 Every failure is a ``KeyLoadError`` (exit 2) naming *where* the key came from,
 never what it holds: no key bytes or passphrases reach a message or a log.
@@ -12,13 +13,10 @@ never what it holds: no key bytes or passphrases reach a message or a log.
 from __future__ import annotations
 
 import base64
-import binascii
 import getpass
 import hashlib
-import json
 import os
 import re
-import secrets
 import sys
 import tempfile
 from collections.abc import Callable
@@ -27,14 +25,31 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-import nacl.exceptions
-import nacl.secret
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from gate._cosign_key import COSIGN_PEM_TYPES, decrypt_cosign_key, encrypt_cosign_key
 from gate.errors import KeyLoadError, UsageError
+
+__all__ = [
+    "COSIGN_PASSWORD_ENV",
+    "COSIGN_PEM_TYPES",
+    "KEY_TYPES",
+    "PASSWORD_ENV",
+    "KeyType",
+    "PrivateKey",
+    "PrivateKeyObject",
+    "PublicKey",
+    "PublicKeyObject",
+    "encrypt_cosign_key",
+    "generate",
+    "load_private_key",
+    "load_public_key",
+    "read_key_text",
+    "write_key_pair",
+]
 
 KeyType = Literal["ecdsa-p256", "ed25519", "rsa-3072"]
 KEY_TYPES: tuple[str, ...] = ("ecdsa-p256", "ed25519", "rsa-3072")
@@ -45,13 +60,8 @@ PrivateKeyObject = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.
 PASSWORD_ENV = "SEALGATE_KEY_PASSWORD"
 COSIGN_PASSWORD_ENV = "COSIGN_PASSWORD"
 
-# NOTE: cosign pkg/cosign/keys.go: the PEM labels it writes (SIGSTORE since v2) and reads.
-COSIGN_PEM_TYPES = ("ENCRYPTED SIGSTORE PRIVATE KEY", "ENCRYPTED COSIGN PRIVATE KEY")
 _PRIVATE_TYPES = ("ENCRYPTED PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVATE KEY")
 _PUBLIC_TYPES = ("PUBLIC KEY", "RSA PUBLIC KEY")
-# NOTE: go-securesystemslib encrypted.Encrypt's scrypt cost, as cosign v2+ writes it.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 65536, 8, 1
-_SCRYPT_MAX_MEMORY = 1 << 30  # a hostile key file must not make us allocate more
 _RSA_MIN_BITS = 2048  # sigstore cryptoutils.ValidatePubKey refuses smaller RSA keys
 # NOTE: sigstore algorithm_registry.go: the default hash per curve.
 _CURVE_HASH: dict[str, type[hashes.HashAlgorithm]] = {
@@ -327,7 +337,7 @@ def load_private_key(ref: str, password: bytes | None = None) -> PrivateKey:
     secret = (password if password is not None else _resolve_password(where)) if encrypted else None
     try:
         if label in COSIGN_PEM_TYPES:
-            der = _decrypt_cosign(block, secret or b"", where)
+            der = decrypt_cosign_key(block, secret or b"", where, _wrong_passphrase)
             key = _checked(serialization.load_der_private_key(der, None), where)
         else:
             key = _checked(serialization.load_pem_private_key(block, secret), where)
@@ -361,66 +371,6 @@ def _resolve_password(where: str) -> bytes:
 def _wrong_passphrase(where: str) -> KeyLoadError:
     hint = f"set {PASSWORD_ENV} to the passphrase the key was created with"
     return KeyLoadError(f"wrong passphrase for {where}", hint=hint)
-
-
-def _scrypt(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    memory = 128 * r * (n + p + 2) + (1 << 20)  # hashlib refuses anything over maxmem
-    return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=memory)
-
-
-def _decrypt_cosign(block: bytes, password: bytes, where: str) -> bytes:
-    """PKCS#8 DER from cosign's PEM, whose body is go-securesystemslib ``encrypted`` JSON."""
-    try:
-        body = b"".join(line.strip() for line in block.splitlines()[1:-1])
-        doc = json.loads(base64.b64decode(body, validate=True))
-        kdf, cipher = doc["kdf"], doc["cipher"]
-        n, r, p = (int(kdf["params"][k]) for k in ("N", "r", "p"))
-        salt, nonce, sealed = (
-            base64.b64decode(text, validate=True)
-            for text in (kdf["salt"], cipher["nonce"], doc["ciphertext"])
-        )
-        names = (kdf["name"], cipher["name"])
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise KeyLoadError(f"{where} is not a valid cosign encrypted key") from None
-    if names != ("scrypt", "nacl/secretbox") or len(nonce) != nacl.secret.SecretBox.NONCE_SIZE:
-        raise KeyLoadError(f"{where} uses encryption other than scrypt + nacl/secretbox")
-    memory = 128 * r * n
-    if n < 2 or n & (n - 1) or r < 1 or not 0 < p <= 16 or memory > _SCRYPT_MAX_MEMORY:
-        raise KeyLoadError(f"{where} uses unsupported scrypt parameters N={n} r={r} p={p}")
-    try:
-        return nacl.secret.SecretBox(_scrypt(password, salt, n, r, p)).decrypt(sealed, nonce)
-    except nacl.exceptions.CryptoError as e:
-        raise _wrong_passphrase(where) from e
-
-
-def encrypt_cosign_key(key: PrivateKey, password: bytes) -> bytes:
-    """``key`` as cosign writes ``cosign.key``: PEM ``ENCRYPTED SIGSTORE PRIVATE KEY``.
-
-    Empty passwords are allowed, as in cosign. Used for migration and tests.
-    """
-    der = key.key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    salt, nonce = secrets.token_bytes(32), secrets.token_bytes(nacl.secret.SecretBox.NONCE_SIZE)
-    box = nacl.secret.SecretBox(_scrypt(password, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P))
-
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode("ascii")
-
-    # Field order and spacing as Go's json.Marshal of go-securesystemslib's struct.
-    doc = {
-        "kdf": {
-            "name": "scrypt",
-            "params": {"N": _SCRYPT_N, "r": _SCRYPT_R, "p": _SCRYPT_P},
-            "salt": b64(salt),
-        },
-        "cipher": {"name": "nacl/secretbox", "nonce": b64(nonce)},
-        "ciphertext": b64(box.encrypt(der, nonce).ciphertext),
-    }
-    body = base64.b64encode(json.dumps(doc, separators=(",", ":")).encode("utf-8"))
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]  # as Go's pem.Encode
-    begin, end = (f"-----{word} {COSIGN_PEM_TYPES[0]}-----".encode() for word in ("BEGIN", "END"))
-    return b"\n".join([begin, *lines, end, b""])
 
 
 def write_key_pair(

@@ -158,7 +158,7 @@ class _Doc:
         out: dict[str, yaml.Node] = {}
         for key_node, value in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if key not in allowed:
+            if not isinstance(key, str) or key not in allowed:
                 raise self.fail(
                     key_node, f"unknown key '{key}' in {what}; allowed: {', '.join(allowed)}"
                 )
@@ -173,7 +173,9 @@ class _Doc:
         return list(node.value)
 
     def scalar(self, node: yaml.Node, what: str) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.value == "" and node.tag.endswith("null"):
+        if not isinstance(node, yaml.ScalarNode) or (
+            node.value == "" and node.tag.endswith("null")
+        ):
             raise self.fail(node, f"{what} must be a single value")
         return str(node.value)
 
@@ -340,7 +342,8 @@ def _rule(
             if "type" not in att:
                 raise doc.fail(
                     item,
-                    "an attestation needs 'type' (a predicate type URI or alias such as slsaprovenance)",
+                    "an attestation needs 'type' "
+                    "(a predicate type URI or alias such as slsaprovenance)",
                 )
             kind = doc.scalar(att["type"], "type")
             checks.append(

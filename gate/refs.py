@@ -42,7 +42,8 @@ def parse_digest(text: str) -> str:
     expected = _DIGEST_HEX_LENGTH.get(algorithm)
     if expected is None:
         raise InvalidReferenceError(
-            f"digest '{text}' uses unsupported algorithm '{algorithm}': use sha256, sha384 or sha512"
+            f"digest '{text}' uses unsupported algorithm '{algorithm}': "
+            "use sha256, sha384 or sha512"
         )
     if not _HEX.fullmatch(encoded):
         raise InvalidReferenceError(f"digest '{text}' must be lowercase hex after '{algorithm}:'")
@@ -111,7 +112,8 @@ def _split_domain(name: str) -> tuple[str, str]:
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost" or first.startswith("[")):
         if first.lower() != first and not first.startswith("["):
-            # Docker keeps host case, but a lowercase check makes 'Docker.io' and 'docker.io' one registry.
+            # Docker keeps host case, but a lowercase check makes 'Docker.io' and 'docker.io'
+            # one registry.
             first = first.lower()
         registry, path = first, rest
     else:
@@ -130,7 +132,9 @@ def parse(text: str) -> Reference:
     """
     original = text
     if not text or text.strip() != text:
-        raise InvalidReferenceError(f"'{original}' is not an image reference: it is empty or has spaces")
+        raise InvalidReferenceError(
+            f"'{original}' is not an image reference: it is empty or has spaces"
+        )
     if "://" in text:
         raise InvalidReferenceError(
             f"'{original}' is not a registry reference: drop the scheme "
@@ -158,7 +162,8 @@ def parse(text: str) -> Reference:
         raise InvalidReferenceError(f"'{original}' has no repository name")
     if len(text) > NAME_TOTAL_MAX:
         raise InvalidReferenceError(
-            f"'{original[:40]}…' is too long: a repository name may have at most {NAME_TOTAL_MAX} characters"
+            f"'{original[:40]}…' is too long: "
+            f"a repository name may have at most {NAME_TOTAL_MAX} characters"
         )
     registry, path = _split_domain(text)
     if registry != DEFAULT_REGISTRY and not _DOMAIN.fullmatch(registry):
@@ -172,7 +177,9 @@ def parse(text: str) -> Reference:
                 if component.lower() != component
                 else "use lowercase letters, digits and single '.', '_', '__' or '-' separators"
             )
-            raise InvalidReferenceError(f"'{original}' has an invalid path component '{component}': {why}")
+            raise InvalidReferenceError(
+                f"'{original}' has an invalid path component '{component}': {why}"
+            )
 
     if tag is None and digest is None:
         tag = DEFAULT_TAG

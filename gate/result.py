@@ -112,7 +112,9 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def fails(status: Status, fail_on: FailOn = FailOn.UNKNOWN, *, unsupported_denied: bool = False) -> bool:
+def fails(
+    status: Status, fail_on: FailOn = FailOn.UNKNOWN, *, unsupported_denied: bool = False
+) -> bool:
     """Whether one status fails the run.
 
     ERROR always fails (fail closed) unless ``fail_on`` is NEVER; UNTRUSTED fails

@@ -48,7 +48,7 @@ def revoke(
         raise UsageError(f"say why with --reason; a {action} without a reason helps nobody later")
     moment = now or datetime.now(UTC)
     written: list[str] = []
-    registry_digest: tuple[refs.Reference, str] | None = None
+    registry_digest: tuple[RegistryClient, refs.Reference, str] | None = None
     if target.startswith("sha256:"):
         name, digests = target, [refs.parse_digest(target)]
     else:
@@ -56,9 +56,11 @@ def revoke(
         if source.reference is not None:
             if client is None:
                 raise UsageError(f"revoking {target} needs registry access")
-            digest = client.get_manifest(source.reference.repository, source.reference.identifier).digest
+            digest = client.get_manifest(
+                source.reference.repository, source.reference.identifier
+            ).digest
             name, digests = source.reference.name, [digest]
-            registry_digest = (source.reference, digest)
+            registry_digest = (client, source.reference, digest)
         else:
             image = open_local(source)
             name, digests = image.text, sorted(image.digests)
@@ -68,15 +70,31 @@ def revoke(
     for digest in digests:
         statement = provenance.revocation(name, digest, action, reason, time=moment)
         payload = statement.to_json()
-        statements.append(SignedStatement(action, digest, name, signatures.INTOTO_PAYLOAD_TYPE, payload,
-                                          key.sign(payload), key.public_key))
+        statements.append(
+            SignedStatement(
+                action,
+                digest,
+                name,
+                signatures.INTOTO_PAYLOAD_TYPE,
+                payload,
+                key.sign(payload),
+                key.public_key,
+            )
+        )
         envelopes[digest] = provenance.sign_statement(statement, key)
     if registry_digest is not None:
-        ref, digest = registry_digest
-        written.append(attach_layer(
-            client, ref.repository, digest, envelopes[digest].to_json(),  # type: ignore[arg-type]
-            signatures.DSSE_MEDIA_TYPE, {"predicateType": provenance.REVOCATION_V1}, "sig",
-        ))
+        registry, ref, digest = registry_digest
+        written.append(
+            attach_layer(
+                registry,
+                ref.repository,
+                digest,
+                envelopes[digest].to_json(),
+                signatures.DSSE_MEDIA_TYPE,
+                {"predicateType": provenance.REVOCATION_V1},
+                "sig",
+            )
+        )
     entries = ledger.append_many(statements, writer=key)
     written.extend(f"{ledger.path} entry {e.index}" for e in entries)
     return Revoked(target, tuple(digests), tuple(written))

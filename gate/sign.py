@@ -118,7 +118,10 @@ def attach_layer(
     annotations: Mapping[str, str],
     suffix: str,
 ) -> str:
-    """Append one DSSE layer to ``sha256-<hex>.<suffix>`` (attestations; revocations in ``.sig``)."""
+    """Append one DSSE layer to ``sha256-<hex>.<suffix>``.
+
+    Used for attestations; revocations go in ``.sig``.
+    """
     tag = signatures.attachment_tag(digest, suffix)
     existing = client.find_manifest(repo, tag)
     layers = signatures.parse_signature_manifest(existing.json()) if existing is not None else []
@@ -145,7 +148,11 @@ def _push(
 
 
 def _payload_fields(now: datetime, annotations: Mapping[str, str] | None) -> dict[str, Any]:
-    return {CREATOR_KEY: CREATOR, signatures.TIMESTAMP_KEY: int(now.timestamp()), **(annotations or {})}
+    return {
+        CREATOR_KEY: CREATOR,
+        signatures.TIMESTAMP_KEY: int(now.timestamp()),
+        **(annotations or {}),
+    }
 
 
 def sign_local(
@@ -166,7 +173,18 @@ def sign_local(
     statements = []
     for digest in sorted(image.digests):
         payload = signatures.make_payload(digest, identity, optional)
-        statements.append(SignedStatement("sign", digest, image.text, signatures.SIMPLE_SIGNING_MEDIA_TYPE,
-                                          payload, key.sign(payload), key.public_key))
+        statements.append(
+            SignedStatement(
+                "sign",
+                digest,
+                image.text,
+                signatures.SIMPLE_SIGNING_MEDIA_TYPE,
+                payload,
+                key.sign(payload),
+                key.public_key,
+            )
+        )
     entries = ledger.append_many(statements, writer=key)
-    return Signed(image.text, image.digest, tuple(f"{ledger.path} entry {e.index}" for e in entries))
+    return Signed(
+        image.text, image.digest, tuple(f"{ledger.path} entry {e.index}" for e in entries)
+    )

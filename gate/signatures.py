@@ -1,6 +1,6 @@
 """cosign's key-based signature formats, made and read exactly (pure).
 
-Two storage forms (FORMATS.md §1–3):
+Two storage forms (FORMATS.md §1-3):
 
 * legacy: a "simple signing" JSON payload naming the manifest digest, signed as
   exact bytes, stored as one layer of an OCI manifest at tag ``sha256-<hex>.sig``
@@ -86,9 +86,7 @@ def _go_json(value: Any, *, sort_keys: bool = False) -> bytes:
     return text.encode()
 
 
-def make_payload(
-    digest: str, identity: str, annotations: Mapping[str, Any] | None = None
-) -> bytes:
+def make_payload(digest: str, identity: str, annotations: Mapping[str, Any] | None = None) -> bytes:
     """The simple-signing payload, byte-for-byte as cosign writes it.
 
     Field order is critical → identity → image → type, then optional; optional
@@ -142,7 +140,11 @@ def parse_payload(raw: bytes) -> SimpleSigning:
         raise SignatureFormatError(
             f"signature payload has type '{kind}', not '{COSIGN_SIGNATURE_TYPE}'"
         )
-    if not isinstance(digest, str) or not isinstance(identity, str) or not isinstance(optional, dict):
+    if (
+        not isinstance(digest, str)
+        or not isinstance(identity, str)
+        or not isinstance(optional, dict)
+    ):
         raise SignatureFormatError("signature payload fields have the wrong JSON types")
     try:
         parse_digest(digest)
@@ -207,7 +209,9 @@ def parse_signature_manifest(manifest: Mapping[str, Any]) -> list[SignatureLayer
                     digest=parse_digest(layer["digest"]),
                     size=int(layer["size"]),
                     media_type=str(layer["mediaType"]),
-                    annotations={str(k): str(v) for k, v in (layer.get("annotations") or {}).items()},
+                    annotations={
+                        str(k): str(v) for k, v in (layer.get("annotations") or {}).items()
+                    },
                 )
             )
         except Exception as e:
@@ -331,9 +335,15 @@ def parse_bundle(data: bytes) -> Bundle:
     envelope = doc.get("dsseEnvelope")
     message = doc.get("messageSignature")
     if not isinstance(envelope, dict) and not isinstance(message, dict):
-        raise SignatureFormatError("Sigstore bundle has neither a dsseEnvelope nor a messageSignature")
-    return Bundle(media_type, hint, envelope if isinstance(envelope, dict) else None,
-                  message if isinstance(message, dict) else None)
+        raise SignatureFormatError(
+            "Sigstore bundle has neither a dsseEnvelope nor a messageSignature"
+        )
+    return Bundle(
+        media_type,
+        hint,
+        envelope if isinstance(envelope, dict) else None,
+        message if isinstance(message, dict) else None,
+    )
 
 
 def referrer_manifest(
@@ -356,7 +366,9 @@ def referrer_manifest(
     return ArtifactManifest(_go_json(manifest), {EMPTY_DIGEST: EMPTY_BLOB, digest_of(blob): blob})
 
 
-def bundle_referrer(subject: Mapping[str, Any], bundle: bytes, predicate_type: str, now: datetime) -> ArtifactManifest:
+def bundle_referrer(
+    subject: Mapping[str, Any], bundle: bytes, predicate_type: str, now: datetime
+) -> ArtifactManifest:
     """cosign v3's referrer for a bundle (cosign pkg/oci/remote/write.go WriteReferrer)."""
     return referrer_manifest(
         subject,

@@ -88,16 +88,24 @@ def _layout_blob(root: Path, digest: str, what: str) -> bytes:
     blob = root / "blobs" / algorithm / encoded
     try:
         if blob.is_symlink() or not blob.resolve().is_relative_to(root.resolve()):
-            raise LocalSourceError(f"{what} {digest[:19]}… in {root} is a symlink or outside the layout")
+            raise LocalSourceError(
+                f"{what} {digest[:19]}… in {root} is a symlink or outside the layout"
+            )
         if blob.stat().st_size > MAX_JSON_BYTES:
-            raise LocalSourceError(f"{what} {digest[:19]}… in {root} is larger than {MAX_JSON_BYTES} bytes")
+            raise LocalSourceError(
+                f"{what} {digest[:19]}… in {root} is larger than {MAX_JSON_BYTES} bytes"
+            )
         data = blob.read_bytes()
     except FileNotFoundError as e:
-        raise LocalSourceError(f"{root}/index.json names {what} {digest[:19]}…, but that blob is missing") from e
+        raise LocalSourceError(
+            f"{root}/index.json names {what} {digest[:19]}…, but that blob is missing"
+        ) from e
     except OSError as e:
         raise LocalSourceError(f"cannot read {blob}: {e.strerror}") from e
     if _sha256(data) != digest:
-        raise LocalSourceError(f"blob {digest[:19]}… in {root} does not match its digest (corrupted layout)")
+        raise LocalSourceError(
+            f"blob {digest[:19]}… in {root} does not match its digest (corrupted layout)"
+        )
     return data
 
 
@@ -118,8 +126,13 @@ def open_oci_layout(text: str) -> LocalImage:
         if not chosen:
             raise LocalSourceError(f"{index_path} has no manifest named '{ref_name}'")
     elif len(manifests) > 1:
-        names = [str((m.get("annotations") or {}).get(REF_NAME, m.get("digest", "?"))) for m in manifests]
-        raise LocalSourceError(f"{index_path} has {len(manifests)} manifests; name one as oci:{root}:NAME ({', '.join(names)})")
+        names = [
+            str((m.get("annotations") or {}).get(REF_NAME, m.get("digest", "?"))) for m in manifests
+        ]
+        raise LocalSourceError(
+            f"{index_path} has {len(manifests)} manifests; "
+            f"name one as oci:{root}:NAME ({', '.join(names)})"
+        )
     else:
         chosen = manifests
     descriptor = chosen[0]
@@ -128,8 +141,13 @@ def open_oci_layout(text: str) -> LocalImage:
     except InvalidReferenceError as e:
         raise LocalSourceError(f"{index_path}: {e.message}") from e
     manifest = _layout_blob(root, digest, "manifest")
-    return LocalImage(text, digest, size=len(manifest),
-                      tags=(ref_name,) if ref_name else (), extra={"media_type": descriptor.get("mediaType")})
+    return LocalImage(
+        text,
+        digest,
+        size=len(manifest),
+        tags=(ref_name,) if ref_name else (),
+        extra={"media_type": descriptor.get("mediaType")},
+    )
 
 
 # --- docker save archives -------------------------------------------------------------------------
@@ -140,14 +158,20 @@ def _safe_members(archive: tarfile.TarFile, path: str) -> dict[str, tarfile.TarI
     for member in archive:
         name = PurePosixPath(member.name)
         if name.is_absolute() or ".." in name.parts:
-            raise LocalSourceError(f"{path} has an entry '{member.name}' outside the archive (path traversal)")
+            raise LocalSourceError(
+                f"{path} has an entry '{member.name}' outside the archive (path traversal)"
+            )
         if member.size > MAX_MEMBER_BYTES:
-            raise LocalSourceError(f"{path} declares an entry '{member.name}' of {member.size} bytes, over the cap")
+            raise LocalSourceError(
+                f"{path} declares an entry '{member.name}' of {member.size} bytes, over the cap"
+            )
         members[str(name)] = member
     return members
 
 
-def _read_member(archive: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], name: str, path: str) -> bytes:
+def _read_member(
+    archive: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], name: str, path: str
+) -> bytes:
     member = members.get(str(PurePosixPath(name)))
     if member is None:
         raise LocalSourceError(f"{path} names '{name}', but the archive has no such entry")
@@ -161,18 +185,24 @@ def _read_member(archive: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo
     return handle.read(MAX_JSON_BYTES + 1)
 
 
-def open_docker_archive(text: str) -> LocalImage:
-    path = text
+def _open_tar(path: str) -> tarfile.TarFile:
+    """Open a tar archive; the caller closes it (``with``), so open errors stay apart."""
     try:
-        archive = tarfile.open(path, mode="r:*")
+        return tarfile.open(path, mode="r:*")
     except FileNotFoundError as e:
         raise LocalSourceError(f"{path} does not exist") from e
     except (tarfile.TarError, OSError) as e:
         raise LocalSourceError(f"{path} is not a tar archive ({e})") from e
-    with archive:
+
+
+def open_docker_archive(text: str) -> LocalImage:
+    path = text
+    with _open_tar(path) as archive:
         try:
             members = _safe_members(archive, path)
-            entries = _json(_read_member(archive, members, "manifest.json", path), f"{path}: manifest.json")
+            entries = _json(
+                _read_member(archive, members, "manifest.json", path), f"{path}: manifest.json"
+            )
         except tarfile.TarError as e:
             raise LocalSourceError(f"{path} is a damaged tar archive ({e})") from e
         if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
@@ -183,18 +213,24 @@ def open_docker_archive(text: str) -> LocalImage:
         image_id = _sha256(config)
         stem = PurePosixPath(config_name).name.removesuffix(".json")
         if stem != image_id.split(":")[1]:
-            raise LocalSourceError(f"{path}: config '{config_name}' does not match its own digest (tampered archive)")
+            raise LocalSourceError(
+                f"{path}: config '{config_name}' does not match its own digest (tampered archive)"
+            )
         aliases: set[str] = set()
         if "index.json" in members:
             index = _json(_read_member(archive, members, "index.json", path), f"{path}: index.json")
             for m in index.get("manifests", []) if isinstance(index, dict) else []:
                 if isinstance(m, dict) and isinstance(m.get("digest"), str):
                     aliases.add(m["digest"])
-        size = sum(members[str(PurePosixPath(layer))].size for layer in entry.get("Layers", [])
-                   if str(PurePosixPath(layer)) in members)
+        size = sum(
+            members[str(PurePosixPath(layer))].size
+            for layer in entry.get("Layers", [])
+            if str(PurePosixPath(layer)) in members
+        )
     tags = tuple(str(t) for t in entry.get("RepoTags") or [])
-    return LocalImage(text, image_id, frozenset(aliases), size=size, tags=tags,
-                      extra={"image_id": image_id})
+    return LocalImage(
+        text, image_id, frozenset(aliases), size=size, tags=tags, extra={"image_id": image_id}
+    )
 
 
 # --- the local engine -----------------------------------------------------------------------------
@@ -211,8 +247,13 @@ def open_engine_image(name: str, engine_factory: Callable[[], Any]) -> LocalImag
             continue
     aliases = frozenset(r.digest for r in repo_digests if r.digest)
     return LocalImage(
-        f"docker://{name}", info.id, aliases, tuple(repo_digests), size=info.size,
-        tags=tuple(info.repo_tags), created=info.created,
+        f"docker://{name}",
+        info.id,
+        aliases,
+        tuple(repo_digests),
+        size=info.size,
+        tags=tuple(info.repo_tags),
+        created=info.created,
         extra={"image_id": info.id, "repo_digests": [str(r) for r in repo_digests]},
     )
 

@@ -11,13 +11,12 @@ and the embedded ledger.
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-
-import threading
 
 from gate import dsse, signatures
 from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
@@ -25,6 +24,7 @@ from gate.keys import PublicKey
 from gate.ledger import Entry, Ledger
 from gate.refs import Repository
 from gate.registry import RegistryClient
+from gate.signatures import SignatureLayer
 
 REVOCATION_MEDIA_TYPE = signatures.DSSE_MEDIA_TYPE
 PREDICATE_ANNOTATION = "predicateType"
@@ -190,7 +190,9 @@ class RegistryStore(SignatureStore):
         origin = f"{repo}:{tag}"
         for layer, blob in self._fetch_layers(repo, tag):
             if isinstance(blob, Claim) or layer is None:
-                claims.append(blob if isinstance(blob, Claim) else Claim(origin, ClaimKind.SIMPLE_SIGNING))
+                claims.append(
+                    blob if isinstance(blob, Claim) else Claim(origin, ClaimKind.SIMPLE_SIGNING)
+                )
             elif layer.is_signature:
                 try:
                     claims.append(
@@ -210,7 +212,7 @@ class RegistryStore(SignatureStore):
 
     def _fetch_layers(
         self, repo: Repository, tag: str
-    ) -> Iterable[tuple[signatures.SignatureLayer | None, bytes | Claim]]:
+    ) -> Iterable[tuple[SignatureLayer | None, bytes | Claim]]:
         """Yield each layer with its verified blob, or a problem claim when the data is bad."""
         origin = f"{repo}:{tag}"
         manifest = self.client.find_manifest(repo, tag)
@@ -250,7 +252,6 @@ class RegistryStore(SignatureStore):
                         problem=f"{origin}: layer blob {layer.digest[:19]} is missing",
                     ),
                 )
-
 
     def _referrer_blobs(
         self, repo: Repository, digest: str, origin: str
@@ -297,17 +298,40 @@ class LedgerStore(SignatureStore):
         for entry in self._entries(digest):
             origin = f"ledger entry {entry.index}"
             if entry.kind == "sign":
-                sigs.append(Claim(origin, ClaimKind.SIMPLE_SIGNING, entry.payload, entry.payload,
-                                  (entry.signature,), public_key=entry.public_key))
+                sigs.append(
+                    Claim(
+                        origin,
+                        ClaimKind.SIMPLE_SIGNING,
+                        entry.payload,
+                        entry.payload,
+                        (entry.signature,),
+                        public_key=entry.public_key,
+                    )
+                )
             elif entry.kind in ("untrust", "unsupport"):
                 revocations.append(self._statement(origin, entry))
-        return Evidence(signatures=tuple(sigs), revocations=tuple(revocations), looked_in=(str(self.ledger.path),))
+        return Evidence(
+            signatures=tuple(sigs),
+            revocations=tuple(revocations),
+            looked_in=(str(self.ledger.path),),
+        )
 
     def attestations(self, repo: Repository | None, digest: str) -> Evidence:
-        found = [self._statement(f"ledger entry {e.index}", e) for e in self._entries(digest) if e.kind == "attest"]
+        found = [
+            self._statement(f"ledger entry {e.index}", e)
+            for e in self._entries(digest)
+            if e.kind == "attest"
+        ]
         return Evidence(attestations=tuple(found), looked_in=(str(self.ledger.path),))
 
     @staticmethod
     def _statement(origin: str, entry: Entry) -> Claim:
-        return Claim(origin, ClaimKind.STATEMENT, entry.payload, entry.payload, (entry.signature,),
-                     public_key=entry.public_key, payload_type=entry.payload_type)
+        return Claim(
+            origin,
+            ClaimKind.STATEMENT,
+            entry.payload,
+            entry.payload,
+            (entry.signature,),
+            public_key=entry.public_key,
+            payload_type=entry.payload_type,
+        )

@@ -113,7 +113,11 @@ class Verifier:
         for i, ref, rule in pending:
             r = resolved[ref]
             results[i] = self._decide(ref, rule, r, evidence)
-            if results[i].status is not Status.TRUSTED and isinstance(r, Resolved) and r.digest is not None:
+            if (
+                results[i].status is not Status.TRUSTED
+                and isinstance(r, Resolved)
+                and r.digest is not None
+            ):
                 key = (ref.repository, r.digest)
                 if key in evidence and not isinstance(evidence[key], SealgateError):
                     second[key] = key
@@ -222,14 +226,21 @@ class Verifier:
         return result
 
     def _local(self, target: Target) -> Result:
-        """docker://, oci: and docker-archive: images: every digest they are known by, in every store."""
+        """docker://, oci: and docker-archive: images.
+
+        Every digest they are known by, in every store.
+        """
         try:
             image = self.open_local(target.source)
             ref = _local_reference(image)
             rule = self.policy.rule_for(ref)
             if rule is None:
-                return Result(image.text, image.digest, Status.UNTRUSTED,
-                              f"no rule in {self.policy.source} matches {ref.name} and the default is deny")
+                return Result(
+                    image.text,
+                    image.digest,
+                    Status.UNTRUSTED,
+                    f"no rule in {self.policy.source} matches {ref.name} and the default is deny",
+                )
             rule = self._with_required(rule)
             found = Evidence()
             in_registry = {r.digest for r in image.repo_digests}

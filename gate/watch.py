@@ -30,13 +30,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.engine import ContainerInfo, Engine, EngineEvent
 from gate.errors import EngineError, SealgateError
 from gate.notify import Event, Metrics, Spool
 from gate.refs import Source, SourceKind
 from gate.result import Result, Status, fails
+
+if TYPE_CHECKING:
+    from gate.verify import Verifier
 
 log = logging.getLogger("sealgate.watch")
 
@@ -118,8 +121,10 @@ class Watchdog:
     def _load_state(self) -> dict[str, _Seen]:
         try:
             raw = json.loads(self._state_path.read_text())
-            return {k: _Seen(Status(v["status"]), int(v["transitions"]), float(v.get("alerted_at", 0)))
-                    for k, v in raw.items()}
+            return {
+                k: _Seen(Status(v["status"]), int(v["transitions"]), float(v.get("alerted_at", 0)))
+                for k, v in raw.items()
+            }
         except FileNotFoundError:
             return {}
         except (ValueError, KeyError, TypeError) as e:
@@ -129,8 +134,10 @@ class Watchdog:
     def _save_state(self) -> None:
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._state_path.with_suffix(".tmp")
-        data = {k: {"status": v.status.value, "transitions": v.transitions, "alerted_at": v.alerted_at}
-                for k, v in self._seen.items()}
+        data = {
+            k: {"status": v.status.value, "transitions": v.transitions, "alerted_at": v.alerted_at}
+            for k, v in self._seen.items()
+        }
         tmp.write_text(json.dumps(data))
         os.replace(tmp, self._state_path)
 
@@ -158,17 +165,24 @@ class Watchdog:
         """Verify one container and report it: metrics always, alerts on change."""
         began = time.time_ns()
         result = self._result_for(container.image_id)
-        latency = ((time.time_ns() - (started_ns or began)) / 1e6)
+        latency = (time.time_ns() - (started_ns or began)) / 1e6
         failing = fails(result.status, unsupported_denied=result.unsupported_denied)
         action = self._enforce(container) if failing else None
         seen = self._seen.get(container.id)
         previous = seen.status if seen else None
         changed = seen is None or seen.status is not result.status
-        transitions = (seen.transitions + 1 if changed and seen else seen.transitions if seen else 0)
+        transitions = seen.transitions + 1 if changed and seen else seen.transitions if seen else 0
         common: dict[str, Any] = dict(
-            host=self.options.host, image=container.image_ref or container.image_id,
-            status=result.status, container_id=container.id, container_name=container.name,
-            digest=result.digest, reason=result.reason, level=result.level, latency_ms=latency, action=action,
+            host=self.options.host,
+            image=container.image_ref or container.image_id,
+            status=result.status,
+            container_id=container.id,
+            container_name=container.name,
+            digest=result.digest,
+            reason=result.reason,
+            level=result.level,
+            latency_ms=latency,
+            action=action,
         )
         point = Event.create(**common, previous_status=previous, sequence=f"point:{began}")
         for spool in self.metrics_sinks:
@@ -176,13 +190,19 @@ class Watchdog:
         if self.metrics is not None:
             self.metrics.observe(point)
         realert = (
-            failing and seen is not None and self.options.realert_after is not None
+            failing
+            and seen is not None
+            and self.options.realert_after is not None
             and time.time() - seen.alerted_at >= self.options.realert_after
         )
         alerted_at = seen.alerted_at if seen else 0.0
         if (changed and (failing or previous is not None)) or realert or action:
-            alert = Event.create(**common, previous_status=previous,
-                                 sequence=f"alert:{transitions}:{previous}" + (f":{time.time_ns()}" if realert else ""))
+            alert = Event.create(
+                **common,
+                previous_status=previous,
+                sequence=f"alert:{transitions}:{previous}"
+                + (f":{time.time_ns()}" if realert else ""),
+            )
             for spool in self.alerts:
                 spool.put([alert])
             alerted_at = time.time()
@@ -197,12 +217,17 @@ class Watchdog:
         if how is Enforcement.ALERT:
             return None
         try:
-            {Enforcement.STOP: self.engine.stop_container, Enforcement.KILL: self.engine.kill_container,
-             Enforcement.PAUSE: self.engine.pause_container}[how](container.id)
+            {
+                Enforcement.STOP: self.engine.stop_container,
+                Enforcement.KILL: self.engine.kill_container,
+                Enforcement.PAUSE: self.engine.pause_container,
+            }[how](container.id)
         except EngineError as e:
             log.warning("could not %s container %s: %s", how, container.name, e.message)
             return f"{how} failed"
-        log.warning("%s container %s (%s): its image is not trusted", how, container.name, container.id[:12])
+        log.warning(
+            "%s container %s (%s): its image is not trusted", how, container.name, container.id[:12]
+        )
         return how.value
 
     def sweep(self) -> int:
@@ -242,7 +267,10 @@ class Watchdog:
                 self._cache.clear()
 
     def run(self, stop: threading.Event, *, once: bool = False) -> None:
-        """Sweep, then follow events until ``stop`` is set; reconnect with backoff on engine loss."""
+        """Sweep, then follow events until ``stop`` is set.
+
+        Reconnects with backoff when the engine is lost.
+        """
         events: queue.Queue[EngineEvent | Exception] = queue.Queue()
         backoff = 1.0
         since = time.time()
@@ -259,12 +287,16 @@ class Watchdog:
         while not stop.is_set():
             try:
                 if reader is None or not reader.is_alive():
-                    reader = threading.Thread(target=follow, args=(since,), name="engine-events", daemon=True)
+                    reader = threading.Thread(
+                        target=follow, args=(since,), name="engine-events", daemon=True
+                    )
                     reader.start()
                     next_sweep = 0.0  # a full sweep on (re)connect catches what we missed
                 if time.monotonic() >= next_sweep:
                     count = self.sweep()
-                    log.info("swept %d containers (%d verifications so far)", count, self.verifications)
+                    log.info(
+                        "swept %d containers (%d verifications so far)", count, self.verifications
+                    )
                     backoff = 1.0
                     next_sweep = time.monotonic() + self.options.interval
                     if once:
@@ -280,7 +312,9 @@ class Watchdog:
                 since = item.time_nano / 1e9
                 self.on_event(item)
             except EngineError as e:
-                log.warning("lost the Docker engine (%s); reconnecting in %.0f s", e.message, backoff)
+                log.warning(
+                    "lost the Docker engine (%s); reconnecting in %.0f s", e.message, backoff
+                )
                 if stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, 30.0)
@@ -290,12 +324,16 @@ class Watchdog:
         self.flush(force=True)
 
 
-def image_verifier(verifier_factory: Callable[[], Any], engine: Engine) -> Callable[[str], Result]:
+def image_verifier(
+    verifier_factory: Callable[[], Verifier], engine: Engine
+) -> Callable[[str], Result]:
     """Verify an image ID with the gate's verifier, through the same engine connection."""
     from gate.verify import Target
 
     def verify(image_id: str) -> Result:
         verifier = verifier_factory()
-        return verifier.run([Target(Source(SourceKind.DOCKER, f"docker://{image_id}", name=image_id))])[0]
+        return verifier.run(
+            [Target(Source(SourceKind.DOCKER, f"docker://{image_id}", name=image_id))]
+        )[0]
 
     return verify

@@ -34,6 +34,7 @@ __all__ = [
     "LogSink",
     "Metrics",
     "MetricsServer",
+    "Sink",
     "SinkError",
     "SlackSink",
     "Spool",

@@ -33,7 +33,9 @@ def world(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) ->
         keys.write_key_pair(str(base / name), key, None)
     client = registry.client()
 
-    def image(repo: str, tag: str, *signers: keys.PrivateKey, when: float | None = None) -> Reference:
+    def image(
+        repo: str, tag: str, *signers: keys.PrivateKey, when: float | None = None
+    ) -> Reference:
         ref = push_random_image(registry, repo, tag, client=client)
         from datetime import UTC, datetime
 
@@ -76,11 +78,22 @@ rules:
     pinned: required
 default: deny
 """)
-    return {"dir": base, "policy": str(policy), "refs": refs, "ci": ci, "release": release, "host": registry.host}
+    return {
+        "dir": base,
+        "policy": str(policy),
+        "refs": refs,
+        "ci": ci,
+        "release": release,
+        "host": registry.host,
+    }
 
 
-def gate(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None,
-         monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, list[dict[str, Any]], str]:
+def gate(
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    stdin: str | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[int, list[dict[str, Any]], str]:
     if stdin is not None and monkeypatch is not None:
         monkeypatch.setattr("sys.stdin", StringIO(stdin))
     code = main(["gate", *argv, "-o", "json"])
@@ -92,8 +105,9 @@ def pinned(ref: Reference) -> str:
     return f"{ref.name}:{ref.tag}@{ref.digest}"
 
 
-def test_every_status_and_rule_over_a_compose_file(world: dict[str, Any], tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_status_and_rule_over_a_compose_file(
+    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     r = world["refs"]
     compose = tmp_path / "compose.yaml"
     compose.write_text(f"""\
@@ -123,8 +137,14 @@ services:
     code, results, err = gate(capsys, str(compose), "--policy", world["policy"])
     by = {res["image"]: res for res in results}
     status = {name: by[pinned(ref)]["status"] for name, ref in r.items()}
-    assert status == {"both": "TRUSTED", "ci-only-payments": "UNTRUSTED", "ci": "TRUSTED",
-                      "unsigned": "UNKNOWN", "old": "UNTRUSTED", "release-only": "TRUSTED"}, err
+    assert status == {
+        "both": "TRUSTED",
+        "ci-only-payments": "UNTRUSTED",
+        "ci": "TRUSTED",
+        "unsigned": "UNKNOWN",
+        "old": "UNTRUSTED",
+        "release-only": "TRUSTED",
+    }, err
     assert "1 of 2 required" in by[pinned(r["ci-only-payments"])]["reason"]
     assert "older than 90 days" in by[pinned(r["old"])]["reason"]
     assert by[pinned(r["release-only"])]["level"] == 2
@@ -136,8 +156,9 @@ services:
     assert code == 1
 
 
-def test_thresholds_levels_and_fail_on(world: dict[str, Any], tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_thresholds_levels_and_fail_on(
+    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     r = world["refs"]
     listing = tmp_path / "images.txt"
     listing.write_text(f"# trusted and unknown only\n{pinned(r['ci'])}\n{pinned(r['unsigned'])}\n")
@@ -147,7 +168,9 @@ def test_thresholds_levels_and_fail_on(world: dict[str, Any], tmp_path: Path,
 
 
 def test_helm_stream_on_stdin_with_cronjob_and_init_containers(
-    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    world: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     r = world["refs"]
     rendered = f"""\
@@ -180,7 +203,9 @@ spec:
             - name: report
               image: {pinned(r["ci"])}
 """
-    code, results, err = gate(capsys, "-", "--policy", world["policy"], stdin=rendered, monkeypatch=monkeypatch)
+    code, results, err = gate(
+        capsys, "-", "--policy", world["policy"], stdin=rendered, monkeypatch=monkeypatch
+    )
     assert code == 0, err
     assert {res["status"] for res in results} == {"TRUSTED"}
     ci = next(res for res in results if res["image"] == pinned(r["ci"]))
@@ -188,7 +213,9 @@ spec:
 
 
 def test_pin_then_gate_passes_and_touches_only_image_lines(
-    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    world: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     r = world["refs"]
     compose = tmp_path / "compose.yaml"
@@ -204,7 +231,9 @@ def test_pin_then_gate_passes_and_touches_only_image_lines(
     capsys.readouterr()
     assert main(["pin", str(compose)]) == 0
     after = compose.read_bytes().decode()
-    changed = [(a, b) for a, b in zip(original.split("\r\n"), after.split("\r\n"), strict=True) if a != b]
+    changed = [
+        (a, b) for a, b in zip(original.split("\r\n"), after.split("\r\n"), strict=True) if a != b
+    ]
     assert [a.strip().split(":")[0] for a, _ in changed] == ["image", "image"]
     assert all(b.startswith(a.split("'")[0]) for a, b in changed)
     assert f"'{r['ci'].name}:1.0@{r['ci'].digest}'   # the web tier" in after
@@ -215,20 +244,39 @@ def test_pin_then_gate_passes_and_touches_only_image_lines(
 
 
 def test_report_dir_writes_every_format_and_a_signed_vsa(
-    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    world: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     r = world["refs"]
     listing = tmp_path / "images.txt"
     listing.write_text(f"{pinned(r['ci'])}\n{pinned(r['unsigned'])}\n")
     reports = tmp_path / "reports"
-    code, _, err = gate(capsys, str(listing), "--policy", world["policy"], "--report-dir", str(reports),
-                        "--key", str(world["dir"] / "ci.key"))
+    code, _, err = gate(
+        capsys,
+        str(listing),
+        "--policy",
+        world["policy"],
+        "--report-dir",
+        str(reports),
+        "--key",
+        str(world["dir"] / "ci.key"),
+    )
     assert code == 1, err
     names = sorted(p.name for p in reports.iterdir())
-    assert {"report.json", "report.md", "junit.xml", "sarif.json", "report.txt", "vsa.intoto.jsonl"} <= set(names)
+    assert {
+        "report.json",
+        "report.md",
+        "junit.xml",
+        "sarif.json",
+        "report.txt",
+        "vsa.intoto.jsonl",
+    } <= set(names)
     from gate import dsse, provenance
 
-    envelope = dsse.Envelope.from_json(reports.joinpath("vsa.intoto.jsonl").read_bytes().splitlines()[0])
+    envelope = dsse.Envelope.from_json(
+        reports.joinpath("vsa.intoto.jsonl").read_bytes().splitlines()[0]
+    )
     dsse.verify(envelope, [world["ci"].public_key])
     statement = provenance.Statement.parse(envelope.payload)
     assert statement.predicate["verificationResult"] == "FAILED"
@@ -242,8 +290,13 @@ def test_report_dir_writes_every_format_and_a_signed_vsa(
         ("# nothing here\n", "no images found"),
     ],
 )
-def test_bad_manifests_exit_2_with_file_and_line(world: dict[str, Any], tmp_path: Path, content: str,
-                                                 message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_manifests_exit_2_with_file_and_line(
+    world: dict[str, Any],
+    tmp_path: Path,
+    content: str,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = tmp_path / "compose.yaml"
     path.write_text(content)
     code, _, err = gate(capsys, str(path), "--policy", world["policy"])
@@ -252,8 +305,9 @@ def test_bad_manifests_exit_2_with_file_and_line(world: dict[str, Any], tmp_path
         assert f"{path}:" in err
 
 
-def test_empty_input_allowed_and_yaml_bomb(world: dict[str, Any], tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_input_allowed_and_yaml_bomb(
+    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_text("# none\n")
     assert main(["gate", str(empty), "--policy", world["policy"], "--allow-empty"]) == 0
@@ -261,33 +315,47 @@ def test_empty_input_allowed_and_yaml_bomb(world: dict[str, Any], tmp_path: Path
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for i in range(1, 10):
         prev, cur = chr(96 + i), chr(97 + i)
-        lines.append(f"{cur}: &{cur} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
+        lines.append(
+            f"{cur}: &{cur} [*{prev},*{prev},*{prev},*{prev},*{prev},"
+            f"*{prev},*{prev},*{prev},*{prev}]"
+        )
     bomb.write_text("\n".join(lines) + "\nkind: Pod\n")
     started = time.monotonic()
     code, _, err = gate(capsys, str(bomb), "--policy", world["policy"])
     assert code == 2 and "YAML bomb" in err and time.monotonic() - started < 10
 
 
-def test_bad_policies_exit_2(world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_policies_exit_2(
+    world: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     listing = tmp_path / "images.txt"
     listing.write_text(f"{pinned(world['refs']['ci'])}\n")
     bad = tmp_path / "policy.yaml"
-    bad.write_text(f"version: 1\nsigners:\n  - name: ci\n    key: {world['dir'] / 'ci.key'}\nrules:\n  - match: '**'\n")
+    bad.write_text(
+        f"version: 1\nsigners:\n  - name: ci\n    key: {world['dir'] / 'ci.key'}\n"
+        "rules:\n  - match: '**'\n"
+    )
     code, _, err = gate(capsys, str(listing), "--policy", str(bad))
     assert code == 2 and "policy.yaml:4" in err and "private key" in err
     code, _, err = gate(capsys, str(listing), "--policy", str(tmp_path / "missing.yaml"))
     assert code == 2 and "cannot read the policy" in err
 
 
-def test_registry_down_is_error_never_pass(registry_factory: Callable[..., RegistryServer], world: dict[str, Any],
-                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_registry_down_is_error_never_pass(
+    registry_factory: Callable[..., RegistryServer],
+    world: dict[str, Any],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from tests.integration.conftest import push_random_image
 
     server = registry_factory()
     ref = push_random_image(server, "acme/down", "1.0")
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f"version: 1\nsigners:\n  - name: ci\n    key: {world['dir'] / 'ci.pub'}\n"
-                      "rules:\n  - match: '**'\n")
+    policy.write_text(
+        f"version: 1\nsigners:\n  - name: ci\n    key: {world['dir'] / 'ci.pub'}\n"
+        "rules:\n  - match: '**'\n"
+    )
     listing = tmp_path / "images.txt"
     listing.write_text(f"{ref.name}@{ref.digest}\n")
     server.stop()

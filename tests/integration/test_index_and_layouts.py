@@ -1,4 +1,4 @@
-"""Multi-platform indexes (--recursive, per-platform results) and offline layouts vs the registry."""
+"""Multi-platform indexes (--recursive, per-platform results); offline layouts vs the registry."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ def verify(capsys: pytest.CaptureFixture[str], image: str, pub: str) -> tuple[in
 
 
 def test_index_reports_each_platform_and_recursive_signs_them(
-    registry: RegistryServer, keypair: tuple[str, str], capsys: pytest.CaptureFixture[str],
+    registry: RegistryServer,
+    keypair: tuple[str, str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     index, children = push_random_index(registry, "sealgate/multi", "1.0")
     assert main(["sign", str(index), "--key", keypair[0]]) == 0
@@ -47,14 +49,19 @@ def test_index_reports_each_platform_and_recursive_signs_them(
     capsys.readouterr()
     code, result = verify(capsys, str(index), keypair[1])
     assert {p["platform"]: p["status"] for p in result["platforms"]} == {
-        "linux/amd64": "TRUSTED", "linux/arm64": "TRUSTED"}
+        "linux/amd64": "TRUSTED",
+        "linux/arm64": "TRUSTED",
+    }
     assert {p["digest"] for p in result["platforms"]} == {c.digest for c in children}
     for child in children:
         assert verify(capsys, f"{child.name}@{child.digest}", keypair[1])[1]["status"] == "TRUSTED"
 
 
 def test_oci_layout_digest_matches_the_registry_after_skopeo_copy(
-    registry: RegistryServer, keypair: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    registry: RegistryServer,
+    keypair: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """skopeo (a real, independent client) copies a registry image into an OCI layout; the digest
     we compute from the layout's own bytes, offline, is the one the registry reports."""
@@ -62,8 +69,19 @@ def test_oci_layout_digest_matches_the_registry_after_skopeo_copy(
     require(skopeo is not None, "skopeo (apt install skopeo)")
     ref = push_random_image(registry, "sealgate/layout", "1.0")
     layout = tmp_path / "layout"
-    subprocess.run([skopeo or "skopeo", "copy", "--preserve-digests", "--src-tls-verify=false", f"docker://{ref.name}:1.0",
-                    f"oci:{layout}:1.0"], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [
+            skopeo or "skopeo",
+            "copy",
+            "--preserve-digests",
+            "--src-tls-verify=false",
+            f"docker://{ref.name}:1.0",
+            f"oci:{layout}:1.0",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     assert main(["sign", str(ref), "--key", keypair[0]]) == 0
     capsys.readouterr()
     code, result = verify(capsys, f"oci:{layout}:1.0", keypair[1])

@@ -63,14 +63,19 @@ def verify(capsys: pytest.CaptureFixture[str], image: str, pub: str) -> tuple[in
 
 
 def test_sign_local_then_verify_via_engine_archive_and_registry(
-    ledger_env: Path, keypair: tuple[str, str], local_image: str, docker_client: Any,
-    registry: RegistryServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
+    docker_client: Any,
+    registry: RegistryServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     private, public = keypair
     image_id = docker_client.images.get(local_image).id
     assert verify(capsys, f"docker://{local_image}", public)[1]["status"] == "UNKNOWN"
 
-    code, out, err = run(capsys, "sign", f"docker://{local_image}", "--key", private)
+    code, _out, err = run(capsys, "sign", f"docker://{local_image}", "--key", private)
     assert code == 0, err
     code, result = verify(capsys, f"docker://{local_image}", public)
     assert (code, result["status"], result["digest"]) == (0, "TRUSTED", image_id)
@@ -91,10 +96,15 @@ def test_sign_local_then_verify_via_engine_archive_and_registry(
     try:
         code, _, err = run(capsys, "sign", f"docker://{remote}:1.0", "--key", private, "--push")
         assert code == 0, err
-        repo_digest = next(d for d in docker_client.images.get(remote + ":1.0").attrs["RepoDigests"]
-                           if d.startswith(registry.host))
+        repo_digest = next(
+            d
+            for d in docker_client.images.get(remote + ":1.0").attrs["RepoDigests"]
+            if d.startswith(registry.host)
+        )
         pushed = registry.client().find_manifest(
-            registry.repository("sealgate/local-pushed"), signatures.attachment_tag(repo_digest.split("@")[1]))
+            registry.repository("sealgate/local-pushed"),
+            signatures.attachment_tag(repo_digest.split("@")[1]),
+        )
         assert pushed is not None, "--push writes a cosign signature next to the pushed image"
         code, result = verify(capsys, repo_digest, public)
         assert (code, result["status"]) == (0, "TRUSTED"), result["reason"]
@@ -106,33 +116,71 @@ def test_sign_local_then_verify_via_engine_archive_and_registry(
 
 
 def test_untrust_and_unsupport_take_effect_at_once(
-    ledger_env: Path, keypair: tuple[str, str], local_image: str, tmp_path: Path,
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     private, public = keypair
     assert run(capsys, "sign", f"docker://{local_image}", "--key", private)[0] == 0
-    assert run(capsys, "unsupport", f"docker://{local_image}", "--key", private, "--reason", "EOL")[0] == 0
+    assert (
+        run(capsys, "unsupport", f"docker://{local_image}", "--key", private, "--reason", "EOL")[0]
+        == 0
+    )
     code, result = verify(capsys, f"docker://{local_image}", public)
     assert (code, result["status"]) == (0, "UNSUPPORTED") and "EOL" in result["reason"]
-    assert run(capsys, "untrust", f"docker://{local_image}", "--key", private, "--reason", "CVE-2026-1")[0] == 0
+    assert (
+        run(
+            capsys, "untrust", f"docker://{local_image}", "--key", private, "--reason", "CVE-2026-1"
+        )[0]
+        == 0
+    )
     code, result = verify(capsys, f"docker://{local_image}", public)
     assert (code, result["status"]) == (1, "UNTRUSTED") and "CVE-2026-1" in result["reason"]
 
     # a revocation by a key the policy does not trust is ignored, and said so
     stranger, _ = keys.write_key_pair(str(tmp_path / "stranger"), keys.generate(), None)
     other = tmp_path / "fresh.db"
-    code, _, _ = run(capsys, "--ledger", str(other), "sign", f"docker://{local_image}", "--key", private)
+    code, _, _ = run(
+        capsys, "--ledger", str(other), "sign", f"docker://{local_image}", "--key", private
+    )
     assert code == 0
-    run(capsys, "--ledger", str(other), "untrust", f"docker://{local_image}", "--key", str(stranger), "--reason", "x")
-    code, out, _ = run(capsys, "--ledger", str(other), "verify", f"docker://{local_image}", "--key", public, "-o", "json")
+    run(
+        capsys,
+        "--ledger",
+        str(other),
+        "untrust",
+        f"docker://{local_image}",
+        "--key",
+        str(stranger),
+        "--reason",
+        "x",
+    )
+    code, out, _ = run(
+        capsys,
+        "--ledger",
+        str(other),
+        "verify",
+        f"docker://{local_image}",
+        "--key",
+        public,
+        "-o",
+        "json",
+    )
     result = json.loads(out)[0]
     assert result["status"] == "TRUSTED"
     assert any("ignored a revocation" in w for w in result["warnings"])
 
 
 def test_untrust_registry_image_writes_next_to_signatures(
-    ledger_env: Path, keypair: tuple[str, str], registry: RegistryServer, push_image: Any,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    registry: RegistryServer,
+    push_image: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     private, public = keypair
     ref = push_image(registry, repo="sealgate/revoked")
@@ -147,21 +195,38 @@ def test_untrust_registry_image_writes_next_to_signatures(
 
 def _signed_ledger(capsys: pytest.CaptureFixture[str], image: str, private: str) -> None:
     for _ in range(3):
-        assert run(capsys, "sign", f"docker://{image}", "--key", private, "-a", f"n={secrets.token_hex(2)}")[0] == 0
+        assert (
+            run(
+                capsys,
+                "sign",
+                f"docker://{image}",
+                "--key",
+                private,
+                "-a",
+                f"n={secrets.token_hex(2)}",
+            )[0]
+            == 0
+        )
 
 
 TAMPERS = {
-    "edit-byte": "UPDATE entries SET payload = CAST(REPLACE(CAST(payload AS TEXT), 'sealgate', 'sealgatX') AS BLOB) WHERE idx = 1",
+    "edit-byte": "UPDATE entries SET payload ="
+    " CAST(REPLACE(CAST(payload AS TEXT), 'sealgate', 'sealgatX') AS BLOB) WHERE idx = 1",
     "delete-row": "DELETE FROM entries WHERE idx = 2",
-    "swap-rows": "UPDATE entries SET idx = -1 WHERE idx = 0; UPDATE entries SET idx = 0 WHERE idx = 1;"
-                 " UPDATE entries SET idx = 1 WHERE idx = -1",
-    "forged-entry": "INSERT INTO entries SELECT idx + 100, kind, subject, name, payload_type, payload, signature, signer, created FROM entries WHERE idx = 0",
+    "swap-rows": "UPDATE entries SET idx = -1 WHERE idx = 0;"
+    " UPDATE entries SET idx = 0 WHERE idx = 1;"
+    " UPDATE entries SET idx = 1 WHERE idx = -1",
+    "forged-entry": "INSERT INTO entries SELECT idx + 100, kind, subject, name, payload_type,"
+    " payload, signature, signer, created FROM entries WHERE idx = 0",
 }
 
 
 @pytest.mark.parametrize("tamper", sorted(TAMPERS))
 def test_direct_sqlite_edits_are_caught(
-    tamper: str, ledger_env: Path, keypair: tuple[str, str], local_image: str,
+    tamper: str,
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     private, public = keypair
@@ -178,7 +243,11 @@ def test_direct_sqlite_edits_are_caught(
 
 
 def test_ledger_proof_export_import(
-    ledger_env: Path, keypair: tuple[str, str], local_image: str, docker_client: Any, tmp_path: Path,
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
+    docker_client: Any,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from gate.ledger import verify_inclusion_proof
@@ -191,16 +260,31 @@ def test_ledger_proof_export_import(
     assert verify_inclusion_proof(json.loads(out), keys.load_public_key(public))
     exported = tmp_path / "export.jsonl"
     assert run(capsys, "ledger", "export", str(exported))[0] == 0
-    code, out, _ = run(capsys, "--ledger", str(tmp_path / "airgapped.db"), "ledger", "import", str(exported))
+    code, out, _ = run(
+        capsys, "--ledger", str(tmp_path / "airgapped.db"), "ledger", "import", str(exported)
+    )
     assert code == 0 and "Imported 3" in out
-    code, out, _ = run(capsys, "--ledger", str(tmp_path / "airgapped.db"), "verify", f"docker://{local_image}",
-                       "--key", public, "-o", "json")
+    code, out, _ = run(
+        capsys,
+        "--ledger",
+        str(tmp_path / "airgapped.db"),
+        "verify",
+        f"docker://{local_image}",
+        "--key",
+        public,
+        "-o",
+        "json",
+    )
     assert json.loads(out)[0]["status"] == "TRUSTED"
 
 
-def test_no_engine_is_a_clear_error(ledger_env: Path, keypair: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_engine_is_a_clear_error(
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    code, out, err = run(capsys, "sign", "docker://hello-world", "--key", keypair[0])
+    code, _out, err = run(capsys, "sign", "docker://hello-world", "--key", keypair[0])
     assert code == 3 and "Docker engine" in err
     assert not ledger_env.exists()

@@ -359,14 +359,28 @@ def test_unauthorized_registry_is_error_with_a_hint(
 
 
 def test_sign_with_provenance_then_require_it(
-    registry: RegistryServer, push_image: Callable[..., Reference], keypair: tuple[str, str, Any],
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    registry: RegistryServer,
+    push_image: Callable[..., Reference],
+    keypair: tuple[str, str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """sign --provenance attaches SLSA v1 (DSSE, .att); verify --attestation slsaprovenance requires it."""
-    for name, value in {"GITHUB_ACTIONS": "true", "GITHUB_SERVER_URL": "https://github.com",
-                        "GITHUB_REPOSITORY": "acme/app", "GITHUB_SHA": "a" * 40, "GITHUB_REF": "refs/heads/main",
-                        "GITHUB_WORKFLOW_REF": "acme/app/.github/workflows/release.yml@refs/heads/main",
-                        "GITHUB_RUN_ID": "1", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_EVENT_NAME": "push"}.items():
+    """sign --provenance attaches SLSA v1 (DSSE, .att).
+
+    verify --attestation slsaprovenance requires it.
+    """
+    for name, value in {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/app",
+        "GITHUB_SHA": "a" * 40,
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_WORKFLOW_REF": "acme/app/.github/workflows/release.yml@refs/heads/main",
+        "GITHUB_RUN_ID": "1",
+        "GITHUB_RUN_ATTEMPT": "1",
+        "GITHUB_EVENT_NAME": "push",
+    }.items():
         monkeypatch.setenv(name, value)
     plain = push_image(registry, repo="sealgate/attested", tag="plain")
     assert run(capsys, "sign", str(plain), "--key", keypair[0])[0] == 0
@@ -374,8 +388,16 @@ def test_sign_with_provenance_then_require_it(
     assert (code, result["status"]) == (1, "UNTRUSTED") and "attestation" in result["reason"]
 
     ref = push_image(registry, repo="sealgate/attested", tag="built")
-    code, out, err = run(capsys, "sign", str(ref), "--key", keypair[0], "--provenance", "--report-dir",
-                         str(tmp_path / "out"))
+    code, _out, err = run(
+        capsys,
+        "sign",
+        str(ref),
+        "--key",
+        keypair[0],
+        "--provenance",
+        "--report-dir",
+        str(tmp_path / "out"),
+    )
     assert code == 0, err
     assert (tmp_path / "out" / "provenance.intoto.jsonl").is_file()
     code, result = verify_json(capsys, str(ref), keypair[1], "--attestation", "slsaprovenance")

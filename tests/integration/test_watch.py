@@ -50,18 +50,24 @@ def images(docker_client: Any, tmp_path: Path) -> Iterator[dict[str, str]]:
         shutil.copy(busybox, context / "busybox")  # keeps the executable bit
         (context / "nonce").write_bytes(secrets.token_bytes(16))
         (context / "Dockerfile").write_text(
-            'FROM scratch\nCOPY busybox /bin/busybox\nCOPY nonce /nonce\nCMD ["/bin/busybox", "sleep", "600"]\n')
+            "FROM scratch\nCOPY busybox /bin/busybox\nCOPY nonce /nonce\n"
+            'CMD ["/bin/busybox", "sleep", "600"]\n'
+        )
         tags[name] = f"sealgate-watch/{name}:{secrets.token_hex(3)}"
         docker_client.images.build(path=str(context), tag=tags[name], network_mode="none", rm=True)
     yield tags
-    for container in docker_client.containers.list(all=True, filters={"label": "sealgate-test=watch"}):
+    for container in docker_client.containers.list(
+        all=True, filters={"label": "sealgate-test=watch"}
+    ):
         container.remove(force=True)
     for tag in tags.values():
         docker_client.images.remove(tag, force=True)
 
 
 def start(docker_client: Any, image: str) -> Any:
-    return docker_client.containers.run(image, detach=True, network_mode="none", labels={"sealgate-test": "watch"})
+    return docker_client.containers.run(
+        image, detach=True, network_mode="none", labels={"sealgate-test": "watch"}
+    )
 
 
 def sign(env: dict[str, Any], image: str) -> None:
@@ -71,11 +77,18 @@ def sign(env: dict[str, Any], image: str) -> None:
 class Running:
     """A Watchdog in a background thread, stopped at the end."""
 
-    def __init__(self, env: dict[str, Any], alerts: list[str], influx: list[str] = (), **options: Any) -> None:
-        opts = WatchOptions(state_dir=env["dir"] / "state", host="test-host", labels=("sealgate-test=watch",),
-                            **options)
-        self.dog, self.server = commands.watchdog(commands.Context(), None, [env["pub"]], alerts=alerts,
-                                                  influx=list(influx), options=opts)
+    def __init__(
+        self, env: dict[str, Any], alerts: list[str], influx: list[str] = (), **options: Any
+    ) -> None:
+        opts = WatchOptions(
+            state_dir=env["dir"] / "state",
+            host="test-host",
+            labels=("sealgate-test=watch",),
+            **options,
+        )
+        self.dog, self.server = commands.watchdog(
+            commands.Context(), None, [env["pub"]], alerts=alerts, influx=list(influx), options=opts
+        )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.dog.run, args=(self.stop,), daemon=True)
 
@@ -90,11 +103,14 @@ class Running:
 
 
 def ours(requests: list[Any], container: Any) -> list[Any]:
-    return [r for r in requests if any(e["container_id"] == container.id for e in r.json()["events"])]
+    return [
+        r for r in requests if any(e["container_id"] == container.id for e in r.json()["events"])
+    ]
 
 
-def test_alert_once_for_untrusted_none_for_trusted(env: dict[str, Any], images: dict[str, str],
-                                                  docker_client: Any) -> None:
+def test_alert_once_for_untrusted_none_for_trusted(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any
+) -> None:
     sign(env, images["signed"])
     good, bad = start(docker_client, images["signed"]), start(docker_client, images["unsigned"])
     with Recorder() as hook, Running(env, [hook.url + "/hook"], interval=0.5) as running:
@@ -104,13 +120,17 @@ def test_alert_once_for_untrusted_none_for_trusted(env: dict[str, Any], images: 
         assert len(alerts) == 1, "one alert per change, not one per sweep"
         event = alerts[0].json()["events"][0]
         assert event["status"] == "UNKNOWN" and event["container_name"] == bad.name
-        assert event["host"] == "test-host" and event["digest"] == docker_client.images.get(images["unsigned"]).id
+        assert (
+            event["host"] == "test-host"
+            and event["digest"] == docker_client.images.get(images["unsigned"]).id
+        )
         assert not ours(hook.requests, good)
         assert running.dog.verifications >= 2
 
 
-def test_new_container_is_verified_from_the_event_stream(env: dict[str, Any], images: dict[str, str],
-                                                         docker_client: Any) -> None:
+def test_new_container_is_verified_from_the_event_stream(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any
+) -> None:
     with Recorder() as hook, Running(env, [hook.url + "/hook"], interval=3600):
         time.sleep(0.5)  # the first sweep is done; the next one is an hour away
         started = time.monotonic()
@@ -119,14 +139,27 @@ def test_new_container_is_verified_from_the_event_stream(env: dict[str, Any], im
         assert time.monotonic() - started < 10
 
 
-def test_revocation_alerts_running_containers_at_next_refresh(env: dict[str, Any], images: dict[str, str],
-                                                              docker_client: Any) -> None:
+def test_revocation_alerts_running_containers_at_next_refresh(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any
+) -> None:
     sign(env, images["signed"])
     good = start(docker_client, images["signed"])
     with Recorder() as hook, Running(env, [hook.url + "/hook"], interval=0.5):
         time.sleep(1.0)
         assert not ours(hook.requests, good)
-        assert main(["untrust", f"docker://{images['signed']}", "--key", env["key"], "--reason", "CVE-2026-9"]) == 0
+        assert (
+            main(
+                [
+                    "untrust",
+                    f"docker://{images['signed']}",
+                    "--key",
+                    env["key"],
+                    "--reason",
+                    "CVE-2026-9",
+                ]
+            )
+            == 0
+        )
         [alert] = wait_for(lambda: ours(hook.requests, good), 10, "an alert after the revocation")
         event = alert.json()["events"][0]
         assert event["status"] == "UNTRUSTED" and "CVE-2026-9" in event["reason"]
@@ -135,18 +168,23 @@ def test_revocation_alerts_running_containers_at_next_refresh(env: dict[str, Any
         assert len(ours(hook.requests, good)) == 1
 
 
-def test_enforcement_stops_the_container_and_says_so(env: dict[str, Any], images: dict[str, str],
-                                                     docker_client: Any) -> None:
+def test_enforcement_stops_the_container_and_says_so(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any
+) -> None:
     bad = start(docker_client, images["unsigned"])
-    with Recorder() as hook, Running(env, [hook.url + "/hook"], interval=0.5, on_untrusted=Enforcement.STOP):
+    with (
+        Recorder() as hook,
+        Running(env, [hook.url + "/hook"], interval=0.5, on_untrusted=Enforcement.STOP),
+    ):
         [alert] = wait_for(lambda: ours(hook.requests, bad), 20, "an enforcement alert")
         assert alert.json()["events"][0]["action"] == "stop"
     bad.reload()
     assert bad.status == "exited"
 
 
-def test_webhook_outage_loses_nothing_and_sends_nothing_twice(env: dict[str, Any], images: dict[str, str],
-                                                              docker_client: Any) -> None:
+def test_webhook_outage_loses_nothing_and_sends_nothing_twice(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any
+) -> None:
     with Recorder() as hook:
         hook.stop()
         with Running(env, [hook.url + "/hook"], interval=0.3):
@@ -161,8 +199,9 @@ def test_webhook_outage_loses_nothing_and_sends_nothing_twice(env: dict[str, Any
             assert len(ours(hook.requests, container)) == 1
 
 
-def test_every_result_goes_to_influxdb(env: dict[str, Any], images: dict[str, str], docker_client: Any,
-                                       tmp_path: Path) -> None:
+def test_every_result_goes_to_influxdb(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any, tmp_path: Path
+) -> None:
     influx = start_influx(tmp_path / "influx")
     try:
         influx.create_database("sealgate")
@@ -170,30 +209,67 @@ def test_every_result_goes_to_influxdb(env: dict[str, Any], images: dict[str, st
         good, bad = start(docker_client, images["signed"]), start(docker_client, images["unsigned"])
         url = influx.url.replace("http://", "influx://") + "/sealgate"
         with Running(env, ["log:"], influx=[url], interval=0.5):
-            rows = wait_for(lambda: [r for r in influx.rows(
-                "SELECT * FROM sealgate_verification", "sealgate") if r.get("container_id") in (good.id, bad.id)]
-                and len({r["container_id"] for r in influx.rows("SELECT * FROM sealgate_verification",
-                                                                 "sealgate")} & {good.id, bad.id}) == 2, 20,
-                "points for both containers")
+            rows = wait_for(
+                lambda: (
+                    [
+                        r
+                        for r in influx.rows("SELECT * FROM sealgate_verification", "sealgate")
+                        if r.get("container_id") in (good.id, bad.id)
+                    ]
+                    and len(
+                        {
+                            r["container_id"]
+                            for r in influx.rows("SELECT * FROM sealgate_verification", "sealgate")
+                        }
+                        & {good.id, bad.id}
+                    )
+                    == 2
+                ),
+                20,
+                "points for both containers",
+            )
         rows = influx.rows("SELECT * FROM sealgate_verification", "sealgate")
         by_container = {r["container_id"]: r for r in rows}
         assert by_container[good.id]["status"] == "TRUSTED" and by_container[good.id]["failed"] == 0
         assert by_container[bad.id]["status"] == "UNKNOWN" and by_container[bad.id]["failed"] == 1
-        assert by_container[bad.id]["host"] == "test-host" and by_container[bad.id]["container_name"] == bad.name
+        assert (
+            by_container[bad.id]["host"] == "test-host"
+            and by_container[bad.id]["container_name"] == bad.name
+        )
         assert by_container[bad.id]["latency_ms"] is not None
     finally:
         influx.stop()
 
 
-def test_sigterm_drains_and_exits_within_five_seconds(env: dict[str, Any], images: dict[str, str],
-                                                      docker_client: Any, tmp_path: Path) -> None:
+def test_sigterm_drains_and_exits_within_five_seconds(
+    env: dict[str, Any], images: dict[str, str], docker_client: Any, tmp_path: Path
+) -> None:
     start(docker_client, images["unsigned"])
     with Recorder() as hook:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gate.cli", "watch", "--key", env["pub"], "--alert", hook.url + "/hook",
-             "--state-dir", str(tmp_path / "state"), "--metrics-addr", "127.0.0.1:0", "--interval", "1",
-             "--label", "sealgate-test=watch"],
-            cwd=ROOT, env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            [
+                sys.executable,
+                "-m",
+                "gate.cli",
+                "watch",
+                "--key",
+                env["pub"],
+                "--alert",
+                hook.url + "/hook",
+                "--state-dir",
+                str(tmp_path / "state"),
+                "--metrics-addr",
+                "127.0.0.1:0",
+                "--interval",
+                "1",
+                "--label",
+                "sealgate-test=watch",
+            ],
+            cwd=ROOT,
+            env={**os.environ},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             hook.wait_for(1, timeout=20)
             began = time.monotonic()

@@ -19,21 +19,41 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 def test_start_up_imports_nothing_heavy() -> None:
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", "import gate.cli"],
-                          capture_output=True, text=True, check=True)
-    modules = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
-    assert not modules & {"cryptography", "requests", "docker", "yaml", "jinja2", "nacl", "github", "gitlab"}
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import gate.cli"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    modules = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in done.stderr.splitlines()
+        if "|" in line
+    }
+    assert not modules & {
+        "cryptography",
+        "requests",
+        "docker",
+        "yaml",
+        "jinja2",
+        "nacl",
+        "github",
+        "gitlab",
+    }
 
 
-def test_keys_generate_needs_a_password_or_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_keys_generate_needs_a_password_or_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.delenv("SEALGATE_KEY_PASSWORD", raising=False)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     code, _, err = run(capsys, "keys", "generate", "--out", str(tmp_path / "k"))
     assert code == 2 and "SEALGATE_KEY_PASSWORD" in err
     assert not list(tmp_path.iterdir())
     monkeypatch.setenv("SEALGATE_KEY_PASSWORD", "correct horse")
-    code, out, _ = run(capsys, "keys", "generate", "--out", str(tmp_path / "k"), "--type", "ed25519")
+    code, out, _ = run(
+        capsys, "keys", "generate", "--out", str(tmp_path / "k"), "--type", "ed25519"
+    )
     assert code == 0 and "key ID" in out
     key = keys.load_private_key(str(tmp_path / "k.key"))
     assert key.public_key.key_id == keys.load_public_key(str(tmp_path / "k.pub")).key_id
@@ -48,7 +68,8 @@ def policy_file(tmp_path: Path) -> Path:
     path = tmp_path / "policy.yaml"
     path.write_text(
         "version: 1\nsigners:\n  - name: ci\n    key: ci.pub\n    level: 2 - release\n"
-        "registries: [ghcr.io]\nrules:\n  - match: 'ghcr.io/acme/**'\n    min_level: 2\n    max_age: 30d\n"
+        "registries: [ghcr.io]\nrules:\n  - match: 'ghcr.io/acme/**'\n"
+        "    min_level: 2\n    max_age: 30d\n"
         "    attestations:\n      - type: slsaprovenance\n        builder: https://ci.example/b\n"
     )
     return path
@@ -75,15 +96,23 @@ def test_policy_check_invalid(policy_file: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["verify", "nginx", "--key", "a.pub", "--policy", "p.yaml"], "either a policy or public keys"),
+        (
+            ["verify", "nginx", "--key", "a.pub", "--policy", "p.yaml"],
+            "either a policy or public keys",
+        ),
         (["sign", "nginx", "--key", "/nonexistent/key"], "nonexistent"),
         (["sign", "nginx", "--key", "env://SEALGATE_TEST_UNSET_VAR"], "SEALGATE_TEST_UNSET_VAR"),
         (["untrust", "sha256:" + "0" * 64, "--key", "k", "--reason", " "], "--reason"),
         (["gate", "x.yaml", "--policy", "p.yaml", "--key", "k"], ""),
     ],
 )
-def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
-                             tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_usage_errors_exit_2(
+    argv: list[str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "k").write_bytes(keys.generate().to_pem(None))
     code, _, err = run(capsys, *argv)

@@ -40,11 +40,17 @@ def claims_from(directory: Path) -> list[Claim]:
         assert magic == b"\x00sigstore-json"
         doc = json.loads(body)
         payload = base64.b64decode(doc["payload"])
-        layer = signatures.SignatureLayer(signatures.digest_of(payload), len(payload), doc["mimeType"],
-                                          doc.get("annotations") or {})
+        layer = signatures.SignatureLayer(
+            signatures.digest_of(payload),
+            len(payload),
+            doc["mimeType"],
+            doc.get("annotations") or {},
+        )
         if not layer.is_signature:
             continue  # the store skips non-signature layers the same way
-        claims.append(Claim(path.name, ClaimKind.SIMPLE_SIGNING, payload, payload, (layer.signature(),)))
+        claims.append(
+            Claim(path.name, ClaimKind.SIMPLE_SIGNING, payload, payload, (layer.signature(),))
+        )
     return claims
 
 
@@ -56,8 +62,12 @@ def test_vector(vectors: Path, directory: str, key: str, expected: Status) -> No
     ref = parse(f"127.0.0.1:5000/vector@{digest}")
     rule = pol.rule_for(ref)
     assert rule is not None
-    result = decide(Facts(ref, digest, Evidence(signatures=tuple(claims_from(base / directory)))), pol, rule,
-                    datetime.now(UTC))
+    result = decide(
+        Facts(ref, digest, Evidence(signatures=tuple(claims_from(base / directory)))),
+        pol,
+        rule,
+        datetime.now(UTC),
+    )
     assert result.status is expected, result.reason
 
 

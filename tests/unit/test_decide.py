@@ -33,8 +33,12 @@ def _policy(**rule: object) -> tuple[Policy, Rule]:
     return Policy(signers, (r,), registries=("127.0.0.1:5000",)), r
 
 
-def _sig(key: keys.PrivateKey, digest: str = DIGEST, at: datetime = NOW - timedelta(days=1)) -> Claim:
-    payload = signatures.make_payload(digest, "127.0.0.1:5000/acme/app", {"timestamp": int(at.timestamp())})
+def _sig(
+    key: keys.PrivateKey, digest: str = DIGEST, at: datetime = NOW - timedelta(days=1)
+) -> Claim:
+    payload = signatures.make_payload(
+        digest, "127.0.0.1:5000/acme/app", {"timestamp": int(at.timestamp())}
+    )
     return Claim("test .sig", ClaimKind.SIMPLE_SIGNING, payload, payload, (key.sign(payload),))
 
 
@@ -45,7 +49,9 @@ def _bundle_sig(key: keys.PrivateKey, digest: str = DIGEST) -> Claim:
 
 
 def _revocation(key: keys.PrivateKey, action: str = "untrust") -> Claim:
-    statement = provenance.revocation("127.0.0.1:5000/acme/app", DIGEST, action, "CVE-2026-0001", time=NOW)  # type: ignore[arg-type]
+    statement = provenance.revocation(
+        "127.0.0.1:5000/acme/app", DIGEST, action, "CVE-2026-0001", time=NOW
+    )  # type: ignore[arg-type]
     return dsse_claim("revocation", provenance.sign_statement(statement, key).to_dict())
 
 
@@ -158,14 +164,18 @@ def test_tag_drift_is_untrusted() -> None:
 
 
 def test_required_attestation() -> None:
-    check = provenance.AttestationCheck(provenance.SLSA_PROVENANCE_V1, builder="https://ci.example/builder")
+    check = provenance.AttestationCheck(
+        provenance.SLSA_PROVENANCE_V1, builder="https://ci.example/builder"
+    )
     missing = _decide(Evidence(signatures=(_sig(CI),)), attestations=(check,))
     assert missing.status is Status.UNTRUSTED and "required attestation missing" in missing.reason
     statement = provenance.Statement(
         (provenance.Subject("127.0.0.1:5000/acme/app", {"sha256": "1" * 64}),),
         provenance.SLSA_PROVENANCE_V1,
-        {"buildDefinition": {"buildType": "x", "externalParameters": {}},
-         "runDetails": {"builder": {"id": "https://ci.example/builder"}}},
+        {
+            "buildDefinition": {"buildType": "x", "externalParameters": {}},
+            "runDetails": {"builder": {"id": "https://ci.example/builder"}},
+        },
     )
     att = dsse_claim("att", provenance.sign_statement(statement, CI).to_dict())
     ok = _decide(Evidence(signatures=(_sig(CI),), attestations=(att,)), attestations=(check,))

@@ -77,7 +77,9 @@ def test_rule_matching_first_wins_and_globs(keydir: Path) -> None:
 
 
 def test_single_star_does_not_cross_slash(keydir: Path) -> None:
-    text = GOOD.replace('"ghcr.io/acme/payments/**"', '"ghcr.io/acme/*"').replace('  - match: "**"\n', '  - match: "docker.io/**"\n')
+    text = GOOD.replace('"ghcr.io/acme/payments/**"', '"ghcr.io/acme/*"').replace(
+        '  - match: "**"\n', '  - match: "docker.io/**"\n'
+    )
     pol = policy.load(_write(keydir, text))
     assert pol.rule_for(parse(f"ghcr.io/acme/web@{DIGEST}")) is pol.rules[0]
     assert pol.rule_for(parse(f"ghcr.io/acme/payments/api@{DIGEST}")) is None
@@ -86,11 +88,23 @@ def test_single_star_does_not_cross_slash(keydir: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        (("pinned: warn", "pinned: sometimes"), r"policy.yaml:22: pinned is 'sometimes'; allowed: required, warn, off"),
-        (("threshold: 2}", "threshold: 3}"), r"policy.yaml:12: threshold 3 is more than the 2 signers"),
-        (("signers: [ci, release], threshold: 1", "signers: [ci, bob], threshold: 1"), r"policy.yaml:21: unknown signer 'bob'"),
+        (
+            ("pinned: warn", "pinned: sometimes"),
+            r"policy.yaml:22: pinned is 'sometimes'; allowed: required, warn, off",
+        ),
+        (
+            ("threshold: 2}", "threshold: 3}"),
+            r"policy.yaml:12: threshold 3 is more than the 2 signers",
+        ),
+        (
+            ("signers: [ci, release], threshold: 1", "signers: [ci, bob], threshold: 1"),
+            r"policy.yaml:21: unknown signer 'bob'",
+        ),
         (("max_age: 90d", "max_age: soon"), r"policy.yaml:14: 'soon' is not a duration"),
-        (("min_level: 2", "min_levle: 2"), r"policy.yaml:13: unknown key 'min_levle' in a rule; allowed: match"),
+        (
+            ("min_level: 2", "min_levle: 2"),
+            r"policy.yaml:13: unknown key 'min_levle' in a rule; allowed: match",
+        ),
         (("key: ci.pub", "key: private.key"), r"policy.yaml:4: signer 'ci': .*private key"),
         (("key: ci.pub", "key: missing.pub"), r"policy.yaml:4: signer 'ci':"),
         (("version: 1", "version: 2"), r"policy.yaml:1: policy version must be 1"),
@@ -116,7 +130,8 @@ def test_unreadable_and_empty_policies(tmp_path: Path) -> None:
 def test_yaml_bomb_does_not_expand(tmp_path: Path) -> None:
     bomb = 'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
     for i in range(1, 12):
-        bomb += f"{chr(97 + i)}: &{chr(97 + i)} [*{chr(96 + i)},*{chr(96 + i)},*{chr(96 + i)},*{chr(96 + i)}]\n"
+        prev, cur = chr(96 + i), chr(97 + i)
+        bomb += f"{cur}: &{cur} [*{prev},*{prev},*{prev},*{prev}]\n"
     with pytest.raises(PolicyError, match="unknown key 'a'"):
         policy.load(_write(tmp_path, bomb))
 
@@ -125,7 +140,10 @@ def test_inline_and_env_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     pem = keys.generate().public_key.pem.decode()
     monkeypatch.setenv("RELEASE_PUB", pem)
     inline = "\n".join("      " + line for line in pem.strip().splitlines())
-    text = f"version: 1\nsigners:\n  - name: a\n    key: |\n{inline}\n  - name: b\n    key: env://RELEASE_PUB\nrules:\n  - match: '**'\n"
+    text = (
+        f"version: 1\nsigners:\n  - name: a\n    key: |\n{inline}\n"
+        "  - name: b\n    key: env://RELEASE_PUB\nrules:\n  - match: '**'\n"
+    )
     pol = policy.load(_write(tmp_path, text))
     assert pol.signers["a"].key.key_id == pol.signers["b"].key.key_id
     assert pol.rules[0].signers == ("a", "b")

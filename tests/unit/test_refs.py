@@ -40,8 +40,9 @@ VALID = [
 
 
 @pytest.mark.parametrize(("text", "registry", "path", "tag", "digest"), VALID)
-def test_valid_references_normalise(text: str, registry: str, path: str, tag: str | None,
-                                    digest: str | None) -> None:
+def test_valid_references_normalise(
+    text: str, registry: str, path: str, tag: str | None, digest: str | None
+) -> None:
     assert parse(text) == Reference(registry, path, tag, digest)
 
 
@@ -113,8 +114,14 @@ def test_sources(text: str, kind: SourceKind, field: str, value: object) -> None
     assert source.kind is kind and getattr(source, field) == value and source.text == text
 
 
-@pytest.mark.parametrize(("text", "why"), [("docker://", "names no image"), ("oci:", "names no image"),
-                                           ("docker://Bad:Name", "must be lowercase")])
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("docker://", "names no image"),
+        ("oci:", "names no image"),
+        ("docker://Bad:Name", "must be lowercase"),
+    ],
+)
 def test_bad_sources(text: str, why: str) -> None:
     with pytest.raises(InvalidReferenceError, match=why):
         parse_source(text)

@@ -40,7 +40,9 @@ def test_payloads_we_make_equal_real_cosign_bytes(vectors: Path, name: str) -> N
         ("key-rekor", "cosign.pub", False),
     ],
 )
-def test_real_signatures_verify_as_index_says(vectors: Path, name: str, key: str, valid: bool) -> None:
+def test_real_signatures_verify_as_index_says(
+    vectors: Path, name: str, key: str, valid: bool
+) -> None:
     payload, sig = _vector(vectors, name)
     public = keys.load_public_key(str(vectors / "cosign-containers-image" / key))
     assert public.verify(sig, payload) is valid
@@ -50,7 +52,9 @@ def test_payload_digest_matches_the_signed_manifest(vectors: Path) -> None:
     payload, _ = _vector(vectors, "valid")
     manifest = (vectors / "cosign-containers-image/dir-img-cosign-valid/manifest.json").read_bytes()
     assert signatures.parse_payload(payload).digest == signatures.digest_of(manifest)
-    modified = (vectors / "cosign-containers-image/dir-img-cosign-modified-manifest/manifest.json").read_bytes()
+    modified = (
+        vectors / "cosign-containers-image/dir-img-cosign-modified-manifest/manifest.json"
+    ).read_bytes()
     assert signatures.parse_payload(payload).digest != signatures.digest_of(modified)
 
 
@@ -95,7 +99,10 @@ def test_attachment_tag_and_identity() -> None:
     assert signatures.attachment_tag(digest) == "sha256-" + "b" * 64 + ".sig"
     assert signatures.attachment_tag(digest, "att").endswith(".att")
     assert signatures.docker_reference(parse("nginx:1.25")) == "index.docker.io/library/nginx"
-    assert signatures.docker_reference(parse("127.0.0.1:5000/demo/app@" + digest)) == "127.0.0.1:5000/demo/app"
+    assert (
+        signatures.docker_reference(parse("127.0.0.1:5000/demo/app@" + digest))
+        == "127.0.0.1:5000/demo/app"
+    )
 
 
 def test_append_keeps_other_signers_and_does_not_duplicate() -> None:
@@ -111,20 +118,29 @@ def test_append_keeps_other_signers_and_does_not_duplicate() -> None:
     assert manifest["layers"][0]["mediaType"] == signatures.SIMPLE_SIGNING_MEDIA_TYPE
     config = second.blobs[manifest["config"]["digest"]]
     assert json.loads(config)["rootfs"]["diff_ids"] == [layer.digest for layer in layers2]
-    assert hashlib.sha256(second.blobs[layers2[1].digest]).hexdigest() == layers2[1].digest.split(":")[1]
+    assert (
+        hashlib.sha256(second.blobs[layers2[1].digest]).hexdigest()
+        == layers2[1].digest.split(":")[1]
+    )
 
 
 def test_layer_without_or_with_bad_signature_annotation() -> None:
-    layer = signatures.SignatureLayer("sha256:" + "c" * 64, 3, signatures.SIMPLE_SIGNING_MEDIA_TYPE, {})
-    with pytest.raises(SignatureFormatError, match="no 'dev.cosignproject.cosign/signature'"):
+    layer = signatures.SignatureLayer(
+        "sha256:" + "c" * 64, 3, signatures.SIMPLE_SIGNING_MEDIA_TYPE, {}
+    )
+    with pytest.raises(SignatureFormatError, match=r"no 'dev.cosignproject.cosign/signature'"):
         layer.signature()
-    bad = signatures.SignatureLayer(layer.digest, 3, layer.media_type, {signatures.SIGNATURE_ANNOTATION: "!!!"})
+    bad = signatures.SignatureLayer(
+        layer.digest, 3, layer.media_type, {signatures.SIGNATURE_ANNOTATION: "!!!"}
+    )
     with pytest.raises(SignatureFormatError, match="not valid base64"):
         bad.signature()
 
 
 def test_other_attachment_layers_are_not_signatures(vectors: Path) -> None:
-    raw = (vectors / "cosign-containers-image/dir-img-cosign-other-attachment/signature-1").read_bytes()
+    raw = (
+        vectors / "cosign-containers-image/dir-img-cosign-other-attachment/signature-1"
+    ).read_bytes()
     doc = json.loads(raw.split(b"\n", 1)[1])
     layer = signatures.SignatureLayer("sha256:" + "d" * 64, 1, doc["mimeType"], doc["annotations"])
     assert not layer.is_signature
@@ -139,8 +155,10 @@ def test_bundle_round_trip_shapes() -> None:
     parsed = signatures.parse_bundle(bundle)
     assert parsed.key_hint == "hint" and parsed.envelope is not None
     referrer = signatures.bundle_referrer(
-        {"mediaType": signatures.OCI_MANIFEST, "digest": digest, "size": 1}, bundle,
-        signatures.COSIGN_SIGN_PREDICATE, __import__("datetime").datetime(2026, 1, 1),
+        {"mediaType": signatures.OCI_MANIFEST, "digest": digest, "size": 1},
+        bundle,
+        signatures.COSIGN_SIGN_PREDICATE,
+        __import__("datetime").datetime(2026, 1, 1),
     )
     manifest = json.loads(referrer.manifest)
     assert manifest["artifactType"] == signatures.BUNDLE_MEDIA_TYPE

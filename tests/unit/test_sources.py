@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.sources import LocalSourceError, open_docker_archive, open_local, open_oci_layout
 from gate.refs import parse_source
+from gate.sources import LocalSourceError, open_docker_archive, open_local, open_oci_layout
 
 
 def _sha(data: bytes) -> str:
@@ -26,8 +26,14 @@ def _layout(root: Path, names: tuple[str, ...] = ("latest",)) -> dict[str, str]:
         manifest = json.dumps({"schemaVersion": 2, "name": name}).encode()
         (blobs / _sha(manifest)).write_bytes(manifest)
         out[name] = "sha256:" + _sha(manifest)
-        descriptors.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": out[name],
-                            "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": name}})
+        descriptors.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": out[name],
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": name},
+            }
+        )
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": descriptors}))
     return out
@@ -57,7 +63,7 @@ def test_oci_layout_missing_or_corrupt_blob(tmp_path: Path) -> None:
     blob.unlink()
     with pytest.raises(LocalSourceError, match="that blob is missing"):
         open_oci_layout(str(tmp_path))
-    with pytest.raises(LocalSourceError, match="has no index.json"):
+    with pytest.raises(LocalSourceError, match=r"has no index.json"):
         open_oci_layout(str(tmp_path / "blobs"))
 
 
@@ -74,8 +80,22 @@ def _archive(path: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo]
 def _docker_save(path: Path, **overrides: object) -> str:
     config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
     hexd = _sha(config)
-    manifest = [{"Config": f"{hexd}.json", "RepoTags": ["demo/app:1"], "Layers": ["abc/layer.tar"], **overrides}]
-    _archive(path, {f"{hexd}.json": config, "manifest.json": json.dumps(manifest).encode(), "abc/layer.tar": b"x" * 10})
+    manifest = [
+        {
+            "Config": f"{hexd}.json",
+            "RepoTags": ["demo/app:1"],
+            "Layers": ["abc/layer.tar"],
+            **overrides,
+        }
+    ]
+    _archive(
+        path,
+        {
+            f"{hexd}.json": config,
+            "manifest.json": json.dumps(manifest).encode(),
+            "abc/layer.tar": b"x" * 10,
+        },
+    )
     return "sha256:" + hexd
 
 
@@ -103,7 +123,7 @@ def test_docker_archive_huge_declared_size_is_refused_before_reading(tmp_path: P
     header.size = 10 * 1024**3
     with open(path, "wb") as out:
         out.write(header.tobuf(format=tarfile.GNU_FORMAT))
-    with pytest.raises(LocalSourceError, match="over the cap|damaged"):
+    with pytest.raises(LocalSourceError, match=r"over the cap|damaged"):
         open_docker_archive(str(path))
 
 
@@ -112,14 +132,22 @@ def test_docker_archive_symlink_config_is_not_followed(tmp_path: Path) -> None:
     link = tarfile.TarInfo("cfg.json")
     link.type = tarfile.SYMTYPE
     link.linkname = "/etc/passwd"
-    _archive(path, {"manifest.json": json.dumps([{"Config": "cfg.json", "Layers": []}]).encode()}, [link])
+    _archive(
+        path, {"manifest.json": json.dumps([{"Config": "cfg.json", "Layers": []}]).encode()}, [link]
+    )
     with pytest.raises(LocalSourceError, match="link or special file"):
         open_docker_archive(str(path))
 
 
 def test_docker_archive_tampered_config(tmp_path: Path) -> None:
     path = tmp_path / "t.tar"
-    _archive(path, {"0" * 64 + ".json": b"{}", "manifest.json": json.dumps([{"Config": "0" * 64 + ".json"}]).encode()})
+    _archive(
+        path,
+        {
+            "0" * 64 + ".json": b"{}",
+            "manifest.json": json.dumps([{"Config": "0" * 64 + ".json"}]).encode(),
+        },
+    )
     with pytest.raises(LocalSourceError, match="does not match its own digest"):
         open_docker_archive(str(path))
 

@@ -1,4 +1,7 @@
-"""The registry store turns whatever a registry serves into claims; bad data is evidence, not a crash."""
+"""The registry store turns whatever a registry serves into claims.
+
+Bad data is evidence, not a crash.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +27,11 @@ class FakeRegistry:
 
     def find_manifest(self, repo: Repository, reference: str) -> Manifest | None:
         data = self.manifests.get(reference)
-        return None if data is None else Manifest(data, signatures.OCI_MANIFEST, signatures.digest_of(data))
+        return (
+            None
+            if data is None
+            else Manifest(data, signatures.OCI_MANIFEST, signatures.digest_of(data))
+        )
 
     def get_manifest(self, repo: Repository, reference: str) -> Manifest:
         found = self.find_manifest(repo, reference)
@@ -37,11 +44,15 @@ class FakeRegistry:
             raise blob
         return blob
 
-    def referrers(self, repo: Repository, digest: str, artifact_type: str | None = None) -> list[Descriptor]:
+    def referrers(
+        self, repo: Repository, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor]:
         return []
 
 
-def _store(manifest: bytes | None, blobs: dict[str, bytes | Exception] | None = None) -> RegistryStore:
+def _store(
+    manifest: bytes | None, blobs: dict[str, bytes | Exception] | None = None
+) -> RegistryStore:
     tag = signatures.attachment_tag(DIGEST)
     fake: Any = FakeRegistry({tag: manifest} if manifest is not None else {}, blobs or {})
     return RegistryStore(fake)
@@ -64,7 +75,9 @@ def test_manifest_without_layers_is_a_problem_claim() -> None:
 def test_blob_digest_mismatch_is_a_problem_claim() -> None:
     artifact = signatures.append_signature([], b"payload", b"sig")
     layer = json.loads(artifact.manifest)["layers"][0]
-    store = _store(artifact.manifest, {layer["digest"]: DigestMismatchError("blob does not match its digest")})
+    store = _store(
+        artifact.manifest, {layer["digest"]: DigestMismatchError("blob does not match its digest")}
+    )
     claims = store.signatures(REPO, DIGEST).signatures
     assert claims[0].problem and "does not match" in claims[0].problem
 
@@ -84,8 +97,13 @@ def test_registry_failure_propagates_as_error() -> None:
 def test_revocation_layers_are_read_next_to_signatures() -> None:
     artifact = signatures.append_signature([], b"payload", b"sig")
     layers = signatures.parse_signature_manifest(json.loads(artifact.manifest))
-    envelope = b'{"payload":"e30","payloadType":"application/vnd.in-toto+json","signatures":[{"sig":"AA=="}]}'
-    revocation = signatures.SignatureLayer(signatures.digest_of(envelope), len(envelope), signatures.DSSE_MEDIA_TYPE, {})
+    envelope = (
+        b'{"payload":"e30","payloadType":"application/vnd.in-toto+json",'
+        b'"signatures":[{"sig":"AA=="}]}'
+    )
+    revocation = signatures.SignatureLayer(
+        signatures.digest_of(envelope), len(envelope), signatures.DSSE_MEDIA_TYPE, {}
+    )
     both = signatures.signature_manifest([*layers, revocation])
     store = _store(both.manifest, {layers[0].digest: b"payload", revocation.digest: envelope})
     evidence = store.signatures(REPO, DIGEST)
