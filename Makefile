@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: demo test install install-test peers lint bench
+.PHONY: demo test install install-test install-dev peers lint bench
 
 demo: install
 	./scripts/bootstrap
@@ -14,6 +14,9 @@ install:
 install-test:
 	$(PIP) install -q -e '.[test]'
 
+install-dev:
+	$(PIP) install -q -e '.[test,dev]'
+
 peers:
 	cd tests/peers && npm ci --no-audit --no-fund --loglevel=error
 
@@ -22,9 +25,13 @@ test: install-test
 	$(MAKE) -s peers
 	$(PYTHON) -m pytest -q
 
-lint:
+lint: install-dev
 	ruff check gate tests bench action
+	ruff format --check gate tests bench action
 	mypy gate
 
 bench: install-test
 	$(PYTHON) bench/verify_bench.py
+	$(PYTHON) bench/gate_bench.py
+	$(PYTHON) bench/watch_bench.py
+	$(PYTHON) bench/ledger_bench.py
