@@ -279,3 +279,69 @@ def test_sigterm_drains_and_exits_within_five_seconds(
         finally:
             if process.poll() is None:
                 process.kill()
+
+
+def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
+    env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dockerd of our own goes away mid-run and comes back: the watchdog reconnects with
+    backoff, sweeps, and alerts for a container started after the restart."""
+    import tarfile
+    import tempfile
+
+    from .services import start_dockerd
+
+    busybox = shutil.which("busybox")
+    require(busybox is not None, "busybox (Debian package busybox-static)")
+    directory = Path(tempfile.mkdtemp(prefix="sgw-"))  # short: unix socket paths are limited
+    daemon = start_dockerd(directory)
+    try:
+        rootfs = tmp_path / "rootfs.tar"
+        with tarfile.open(rootfs, "w") as archive:
+            archive.add(busybox or "", arcname="bin/busybox")
+        daemon.docker("import", str(rootfs), "sealgate-watch/restart:1")
+
+        def run_container() -> str:
+            out = daemon.docker(
+                "run",
+                "-d",
+                "--network",
+                "none",
+                "--label",
+                "sealgate-test=watch",
+                "sealgate-watch/restart:1",
+                "/bin/busybox",
+                "sleep",
+                "600",
+            )
+            return out.stdout.decode().strip()
+
+        first = run_container()
+        monkeypatch.setenv("DOCKER_HOST", daemon.url)
+        with Recorder() as hook, Running(env, [hook.url + "/hook"], interval=3600):
+
+            def alerted(container_id: str) -> list[Any]:
+                return [
+                    r
+                    for r in hook.requests
+                    if r.json()["events"][0]["container_id"] == container_id
+                ]
+
+            wait_for(lambda: alerted(first), 20, "an alert before the restart")
+            daemon.stop()
+            time.sleep(1.5)  # the watchdog notices and backs off
+            for attempt in range(3):  # a restarted dockerd may race its old containerd's exit
+                try:
+                    daemon.start()
+                    break
+                except RuntimeError:
+                    if attempt == 2:
+                        raise
+                    daemon.stop()
+                    time.sleep(3)
+            second = run_container()
+            wait_for(lambda: alerted(second), 45, "an alert after the engine came back")
+            assert len(alerted(first)) == 1
+    finally:
+        daemon.stop()
+        shutil.rmtree(directory, ignore_errors=True)
