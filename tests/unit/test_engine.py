@@ -64,7 +64,10 @@ def test_malformed_events_parse_to_none(raw: Any) -> None:
 
 
 def test_describe_host_hides_passwords() -> None:
-    assert describe_host("tcp://admin:hunter2@docker.example.test:2376") == "tcp://admin:***@docker.example.test:2376"
+    assert (
+        describe_host("tcp://admin:hunter2@docker.example.test:2376")
+        == "tcp://admin:***@docker.example.test:2376"
+    )
     assert describe_host("unix:///var/run/docker.sock") == "unix:///var/run/docker.sock"
 
 

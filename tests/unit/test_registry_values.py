@@ -86,7 +86,7 @@ def test_local_registries_use_plain_http(host: str) -> None:
     assert default_scheme(host) == "http"
 
 
-@pytest.mark.parametrize("host", ["ghcr.io", "docker.io", "203.0.113.5:5000", "localhost.example.com"])
+@pytest.mark.parametrize("host", ["ghcr.io", "docker.io", "203.0.113.5:5000", "localhost.example"])
 def test_other_registries_use_https(host: str) -> None:
     assert default_scheme(host) == "https"
 
