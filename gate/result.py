@@ -117,13 +117,16 @@ def fails(
 ) -> bool:
     """Whether one status fails the run.
 
-    ERROR always fails (fail closed) unless ``fail_on`` is NEVER; UNTRUSTED fails
-    unless NEVER; UNKNOWN fails at UNKNOWN and UNSUPPORTED; UNSUPPORTED fails when
-    the policy denies it or ``fail_on`` is UNSUPPORTED.
+    ERROR always fails, whatever ``fail_on`` says: "could not tell" never passes
+    (fail closed). UNTRUSTED fails unless NEVER; UNKNOWN fails at UNKNOWN and
+    UNSUPPORTED; UNSUPPORTED fails when the policy denies it or ``fail_on`` is
+    UNSUPPORTED.
     """
+    if status is Status.ERROR:
+        return True
     if fail_on is FailOn.NEVER or status is Status.TRUSTED:
         return False
-    if status in (Status.ERROR, Status.UNTRUSTED):
+    if status is Status.UNTRUSTED:
         return True
     if status is Status.UNKNOWN:
         return fail_on in (FailOn.UNKNOWN, FailOn.UNSUPPORTED)

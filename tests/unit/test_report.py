@@ -145,7 +145,8 @@ def test_summary_line_all_trusted_and_passing_with_warnings(results: list[Result
 
 def test_summary_line_follows_fail_on_and_unsupported_deny(results: list[Result]) -> None:
     never = ReportContext(fail_on=FailOn.NEVER)
-    assert summary_line(results, never).startswith("✅ 5 of 5 images passed")
+    # ERROR is "could not tell": it fails even with --fail-on never (fail closed)
+    assert summary_line(results, never) == "❌ 1 of 5 images failed: 1 error"
     denied = [replace(results[3], unsupported_denied=True)]
     assert summary_line(denied) == "❌ 1 of 1 image failed: 1 unsupported"
     assert summary_line([]) == "⚠️ no images checked"
@@ -295,7 +296,7 @@ def test_markdown_denied_unsupported_is_a_failing_group(
     assert headings == ["UNTRUSTED", "ERROR", "UNKNOWN", "UNSUPPORTED", "TRUSTED"]
     passing_first = ReportContext(fail_on=FailOn.NEVER)
     out = render(results, OutputFormat.MARKDOWN, passing_first)
-    assert out.count("does not fail the run") == 4
+    assert out.count("does not fail the run") == 3  # all but ERROR, which always fails
 
 
 def test_markdown_tables_survive_hostile_strings(results: list[Result], ctx: ReportContext) -> None:
