@@ -51,6 +51,9 @@ class Ledger:
         self._db = db
         self._lock = threading.RLock()
         """One connection shared by the verifier's threads: one transaction at a time."""
+        self._writes = 0
+        """Our own committed writes (SQLite's data_version counts only other connections')."""
+        self._head: tuple[tuple[int, int, tuple[str, ...] | None], Checkpoint | None] | None = None
 
     @classmethod
     def open(cls, path: Path | str | None = None) -> Ledger:
@@ -109,6 +112,8 @@ class Ledger:
             try:
                 yield self._db
                 self._db.execute("COMMIT")
+                if write:
+                    self._writes += 1
             except BaseException as e:
                 if self._db.in_transaction:  # a failed ROLLBACK says less than the original error
                     with suppress(sqlite3.Error):
@@ -322,10 +327,20 @@ class Ledger:
         entry means checkpoints were removed. Skips what ``verify()`` adds:
         each statement signature, older checkpoints and the stored nodes.
         """
+        trusted = (
+            tuple(sorted(k.key_id for k in trusted_keys)) if trusted_keys is not None else None
+        )
         with self._transaction() as db:
+            # NOTE: data_version changes when any other connection (another process, or
+            # someone editing the file) commits; our own writes are counted in _writes.
+            key = (int(db.execute("PRAGMA data_version").fetchone()[0]), self._writes, trusted)
+            if self._head is not None and self._head[0] == key:
+                return self._head[1]
             checkpoints = self._checkpoints(db)
             entries = list(self._entries(db))
-        return check_head(self.path, entries, checkpoints, trusted_keys)
+        head = check_head(self.path, entries, checkpoints, trusted_keys)
+        self._head = (key, head)
+        return head
 
     # ------------------------------------------------------------ export and import
 

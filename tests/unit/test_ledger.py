@@ -532,3 +532,18 @@ def test_import_of_a_tampered_export_is_refused(tmp_path: Path, key: PrivateKey)
     attempt([*lines, lines[-1]], "checkpoint sizes must be distinct")
     with Ledger.open(tmp_path / "b.db") as b, pytest.raises(LedgerError, match="not a trusted"):
         b.import_(exported, trusted_keys=[generate().public_key])
+
+
+def test_verify_head_is_remembered_until_anything_writes(tmp_path: Path, key: PrivateKey) -> None:
+    """The watchdog asks for every verification; the answer is recomputed only after a write,
+    ours or another connection's (a tamperer's included)."""
+    path = filled(tmp_path / "head.db", key, 5)
+    with Ledger.open(path) as ledger:
+        first = ledger.verify_head([key.public_key])
+        assert ledger.verify_head([key.public_key]) is first
+        db = sqlite3.connect(path)
+        with db:
+            db.execute("UPDATE entries SET name = 'edited' WHERE idx = 2")
+        db.close()
+        with pytest.raises(LedgerError, match="do not hash to the signed checkpoint"):
+            ledger.verify_head([key.public_key])
