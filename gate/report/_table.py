@@ -77,7 +77,7 @@ def render_text(results: Sequence[Result], ctx: ReportContext, *, color: bool, w
 def _table(results: Sequence[Result], paint: _Paint, width: int) -> list[str]:
     rows: list[tuple[list[str], Status]] = []
     for result in results:
-        rows.append((_cells(result, printable(result.image)), result.status))
+        rows.append((_cells(result, _short_pin(printable(result.image))), result.status))
         for child in result.children:
             rows.append((_cells(child, _CHILD_PREFIX + _child_label(child)), child.status))
     natural = [
@@ -89,6 +89,14 @@ def _table(results: Sequence[Result], paint: _Paint, width: int) -> list[str]:
     for cells, status in rows:
         lines.extend(_row_lines(cells, status, widths, paint))
     return lines
+
+
+_PIN = re.compile(r"@(sha256:[0-9a-f]{12})[0-9a-f]{52}\b")
+
+
+def _short_pin(image: str) -> str:
+    """``name:tag@sha256:<12 hex>…`` in the table: the DIGEST column and -o json carry it whole."""
+    return _PIN.sub(r"@\1…", image)
 
 
 def _cells(result: Result, image: str) -> list[str]:

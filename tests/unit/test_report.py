@@ -535,3 +535,11 @@ def test_write_all_writes_every_format(
     assert "\x1b" not in written["text"].read_text("utf-8")
     write_all(results[:1], directory, ctx)  # overwrites in place
     assert json.loads(written["json"].read_text("utf-8")) == [results[0].to_dict()]
+
+
+def test_text_table_shortens_pinned_digests_but_json_keeps_them(results: list[Result]) -> None:
+    pinned = replace(results[0], image=f"ghcr.io/acme/api:1.0@{D1}")
+    table = render([pinned, results[1]], OutputFormat.TEXT, width=300)
+    row = table.splitlines()[1]
+    assert f"ghcr.io/acme/api:1.0@{D1[:19]}…" in row and D1 not in row
+    assert json.loads(render([pinned], OutputFormat.JSON))[0]["image"] == pinned.image
