@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gate import __version__
@@ -95,8 +96,6 @@ def sign(args: argparse.Namespace) -> int:
         for where in signed.written:
             log.info("  wrote %s", where)
     if args.provenance:
-        from pathlib import Path
-
         from gate import attest
 
         local = ("docker://", "oci:", "docker-archive:")
@@ -159,8 +158,6 @@ def gate(args: argparse.Namespace) -> int:
         print("No images found; nothing to check (--allow-empty).")
         return 0
     if args.report_dir:
-        from pathlib import Path
-
         from gate.report import ReportContext, write_all
 
         write_all(
@@ -250,6 +247,33 @@ def ledger_proof(args: argparse.Namespace) -> int:
     with _open_ledger() as ledger:
         proof = ledger.inclusion_proof(refs.parse_digest(args.digest))
     print(json.dumps(proof, indent=2))
+    return 0
+
+
+def ledger_check_proof(args: argparse.Namespace) -> int:
+    """A third party's check: the proof and the writer's public key, nothing else."""
+    import json
+
+    from gate import keys
+    from gate.ledger import verify_inclusion_proof
+
+    key = keys.load_public_key(args.key)
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+        proof = json.loads(text)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"cannot read a proof from {args.file}: {e}") from e
+    if not isinstance(proof, dict) or not verify_inclusion_proof(proof, key):
+        print(
+            f"{args.file}: INVALID: not an inclusion proof that verifies under key {key.short_id}"
+        )
+        return 1
+    entry, checkpoint = proof["entry"], proof["checkpoint"]
+    print(
+        f"{args.file}: OK: entry {proof['leaf_index']} ({entry.get('kind')} "
+        f"{entry.get('subject')}) is in the log of {proof['tree_size']} entries whose checkpoint key {key.short_id} signed at "
+        f"{checkpoint.get('timestamp')}"
+    )
     return 0
 
 

@@ -181,6 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lp.add_argument("digest")
     lp.set_defaults(handler=handlers.ledger_proof)
+    lc = ledger_sub.add_parser(
+        "check-proof",
+        help="check a proof from `ledger proof` with only the writer's public key",
+    )
+    lc.add_argument("file", help="the proof JSON, or - for stdin")
+    lc.add_argument(
+        "--key", required=True, metavar="PUB", help="public key of the checkpoint's writer"
+    )
+    lc.set_defaults(handler=handlers.ledger_check_proof)
     le = ledger_sub.add_parser(
         "export", help="write every entry and checkpoint to FILE (JSON Lines)"
     )

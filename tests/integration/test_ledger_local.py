@@ -258,6 +258,18 @@ def test_ledger_proof_export_import(
     code, out, _ = run(capsys, "ledger", "proof", image_id)
     assert code == 0
     assert verify_inclusion_proof(json.loads(out), keys.load_public_key(public))
+    proof_file = tmp_path / "proof.json"
+    proof_file.write_text(out)
+    code, out, _ = run(capsys, "ledger", "check-proof", str(proof_file), "--key", public)
+    assert code == 0 and "OK: entry" in out
+    stranger = keys.write_key_pair(str(tmp_path / "stranger"), keys.generate(), None)[1]
+    code, out, _ = run(capsys, "ledger", "check-proof", str(proof_file), "--key", str(stranger))
+    assert code == 1 and "INVALID" in out
+    tampered = json.loads(proof_file.read_text())
+    tampered["entry"]["subject"] = "sha256:" + "f" * 64
+    proof_file.write_text(json.dumps(tampered))
+    code, out, _ = run(capsys, "ledger", "check-proof", str(proof_file), "--key", public)
+    assert code == 1
     exported = tmp_path / "export.jsonl"
     assert run(capsys, "ledger", "export", str(exported))[0] == 0
     code, out, _ = run(
