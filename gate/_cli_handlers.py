@@ -271,8 +271,8 @@ def ledger_check_proof(args: argparse.Namespace) -> int:
     entry, checkpoint = proof["entry"], proof["checkpoint"]
     print(
         f"{args.file}: OK: entry {proof['leaf_index']} ({entry.get('kind')} "
-        f"{entry.get('subject')}) is in the log of {proof['tree_size']} entries whose checkpoint key {key.short_id} signed at "
-        f"{checkpoint.get('timestamp')}"
+        f"{entry.get('subject')}) is in the log of {proof['tree_size']} entries "
+        f"whose checkpoint key {key.short_id} signed at {checkpoint.get('timestamp')}"
     )
     return 0
 
