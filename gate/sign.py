@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from gate import dsse, signatures
+from gate import __version__, dsse, signatures
 from gate.errors import SealgateError, UsageError
 from gate.keys import PrivateKey
 from gate.ledger import Ledger, SignedStatement
@@ -22,7 +22,8 @@ from gate.refs import Reference, Repository
 from gate.registry import INDEX_MEDIA_TYPES, Manifest, RegistryClient
 from gate.sources import LocalImage
 
-CREATOR = "sealgate"
+CREATOR = f"sealgate {__version__}"
+"""Recorded in each payload's optional map, as containers/image records its own name and version."""
 
 
 class SignatureFormat(StrEnum):
@@ -87,9 +88,6 @@ def sign_image(
     return results
 
 
-CREATOR_KEY = signatures.CREATOR_KEY
-
-
 def _append_legacy(
     client: RegistryClient, repo: Repository, digest: str, payload: bytes, sig: bytes
 ) -> str:
@@ -149,7 +147,7 @@ def _push(
 
 def _payload_fields(now: datetime, annotations: Mapping[str, str] | None) -> dict[str, Any]:
     return {
-        CREATOR_KEY: CREATOR,
+        signatures.CREATOR_KEY: CREATOR,
         signatures.TIMESTAMP_KEY: int(now.timestamp()),
         **(annotations or {}),
     }
