@@ -8,7 +8,6 @@ which rule applies and what it requires.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from gate import keys
+from gate.descriptors import digest_of
 from gate.errors import KeyLoadError, PolicyError
 from gate.provenance import AttestationCheck
 from gate.refs import Reference
@@ -250,7 +250,7 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
         raise doc.fail(
             root, "policy has no rules, so it would deny every image; add a 'rules' list"
         )
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = digest_of(data)
     return Policy(signers, rules, registries, default, source, digest)
 
 

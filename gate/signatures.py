@@ -15,14 +15,13 @@ NOTE: cosign specs/SIGNATURE_SPEC.md; sigstore pkg/signature/payload/payload.go.
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gate import descriptors, dsse
 from gate.errors import PolicyFailureError
 from gate.refs import DEFAULT_REGISTRY, Reference, parse_digest
 
@@ -61,8 +60,7 @@ class SignatureFormatError(PolicyFailureError):
     """Stored signature data is malformed: the image cannot be trusted on its strength."""
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+digest_of = descriptors.digest_of  # one digest function for the package; re-exported here
 
 
 def attachment_tag(digest: str, suffix: str = "sig") -> str:
@@ -154,14 +152,10 @@ def parse_payload(raw: bytes) -> SimpleSigning:
 
 
 def decode_b64(text: str, what: str) -> bytes:
-    """Decode standard or URL-safe base64, padded or not (DSSE and cosign both occur)."""
-    cleaned = text.strip()
-    padded = cleaned + "=" * (-len(cleaned) % 4)
+    """Standard or URL-safe base64, padded or not (DSSE's rule; cosign writes standard)."""
     try:
-        if "-" in cleaned or "_" in cleaned:
-            return base64.urlsafe_b64decode(padded.encode())
-        return base64.b64decode(padded.encode(), validate=True)
-    except (binascii.Error, ValueError) as e:
+        return dsse.b64decode(text.strip())
+    except ValueError as e:
         raise SignatureFormatError(f"{what} is not valid base64") from e
 
 

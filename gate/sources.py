@@ -17,7 +17,6 @@ symlink followed, and declared sizes capped before anything is read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import tarfile
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gate import refs
+from gate.descriptors import digest_of
 from gate.errors import InvalidReferenceError, UsageError
 from gate.refs import Reference, Source, SourceKind
 
@@ -59,10 +59,6 @@ class LocalImage:
     @property
     def digests(self) -> frozenset[str]:
         return self.aliases | {self.digest}
-
-
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _json(data: bytes, what: str) -> Any:
@@ -102,7 +98,7 @@ def _layout_blob(root: Path, digest: str, what: str) -> bytes:
         ) from e
     except OSError as e:
         raise LocalSourceError(f"cannot read {blob}: {e.strerror}") from e
-    if _sha256(data) != digest:
+    if digest_of(data) != digest:
         raise LocalSourceError(
             f"blob {digest[:19]}… in {root} does not match its digest (corrupted layout)"
         )
@@ -210,7 +206,7 @@ def open_docker_archive(text: str) -> LocalImage:
         entry = entries[0]
         config_name = str(entry.get("Config", ""))
         config = _read_member(archive, members, config_name, path)
-        image_id = _sha256(config)
+        image_id = digest_of(config)
         stem = PurePosixPath(config_name).name.removesuffix(".json")
         if stem != image_id.split(":")[1]:
             raise LocalSourceError(
