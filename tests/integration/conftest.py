@@ -99,6 +99,11 @@ class RegistryServer:
     def storage(self) -> Path:
         return self.config_dir / "storage"
 
+    def blob_file(self, digest: str) -> Path:
+        """Where docker-registry keeps a blob on disk, for tests that corrupt it behind its back."""
+        hexd = digest.split(":", 1)[1]
+        return self.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None

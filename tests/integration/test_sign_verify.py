@@ -272,8 +272,7 @@ def test_blob_corrupted_in_registry_storage_is_untrusted(
         .get_manifest(ref.repository, signatures.attachment_tag(ref.digest or ""))
         .json()["layers"][0]
     )
-    hexd = layer["digest"].split(":")[1]
-    data = registry.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+    data = registry.blob_file(layer["digest"])
     data.write_bytes(_flip(data.read_bytes(), 20))
     code, result = verify_json(capsys, str(ref), keypair[1])
     assert (code, result["status"]) == (1, "UNTRUSTED")
@@ -291,8 +290,7 @@ def test_registry_that_cannot_serve_the_signature_manifest_fails_closed(
     manifest = registry.client().get_manifest(
         ref.repository, signatures.attachment_tag(ref.digest or "")
     )
-    hexd = manifest.digest.split(":")[1]
-    data = registry.storage / "docker/registry/v2/blobs/sha256" / hexd[:2] / hexd / "data"
+    data = registry.blob_file(manifest.digest)
     data.write_bytes(b"this is not json" + b" " * (len(manifest.data) - 16))
     code, result = verify_json(capsys, str(ref), keypair[1])
     assert (code, result["status"]) == (3, "ERROR")
