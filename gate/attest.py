@@ -35,7 +35,7 @@ from gate.provenance import (
 from gate.registry import RegistryClient
 from gate.result import FailOn, Result, exit_code
 from gate.sign import attach_layer
-from gate.stores import PREDICATE_ANNOTATION
+from gate.verify._stores import PREDICATE_ANNOTATION
 
 PROVENANCE_FILE = "provenance.intoto.jsonl"
 VSA_FILE = "vsa.intoto.jsonl"

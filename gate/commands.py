@@ -23,8 +23,7 @@ from gate.revoke import Action, Revoked
 from gate.revoke import revoke as revoke_image
 from gate.sign import SignatureFormat, Signed, sign_image, sign_local
 from gate.sources import open_local
-from gate.stores import LedgerStore, RegistryStore, SignatureStore
-from gate.verify import Target, Verifier
+from gate.verify import LedgerStore, RegistryStore, SignatureStore, Target, Verifier
 
 if TYPE_CHECKING:
     from gate.manifests import Finding
@@ -190,7 +189,7 @@ def gate(
 
 def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Verifier:
     checks = [AttestationCheck(a) for a in attestations]
-    workers = int(os.environ.get("SEALGATE_WORKERS", "8"))
+    workers = int(os.environ.get("SEALGATE_WORKERS", "32"))
     return Verifier(
         pol, client=ctx.client, stores=ctx.stores(pol), require_attestations=checks, workers=workers
     )

@@ -9,11 +9,11 @@ them and a signature names that digest.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gate import strict_json
 from gate.errors import DigestMismatchError, InvalidReferenceError, RegistryError
 from gate.refs import parse_digest
 
@@ -100,13 +100,7 @@ class Manifest:
 
     def json(self) -> dict[str, Any]:
         """The parsed document; RegistryError if it is not a JSON object."""
-        try:
-            parsed = json.loads(self.data)
-        except ValueError as e:
-            raise RegistryError(f"manifest {self.digest} is not JSON") from e
-        if not isinstance(parsed, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return parsed
+        return strict_json.loads_object(self.data, f"manifest {self.digest[:19]}…", RegistryError)
 
     @property
     def descriptor(self) -> Descriptor:

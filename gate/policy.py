@@ -37,6 +37,15 @@ class Unsupported(StrEnum):
     WARN = "warn"
 
 
+class Platforms(StrEnum):
+    """How an index's platforms count (``platforms:`` in a rule)."""
+
+    INDEX = "index"
+    """A signed index covers its unsigned platforms; a revoked or untrusted one still fails it."""
+    EACH = "each"
+    """Every platform must be TRUSTED on its own."""
+
+
 @dataclass(frozen=True)
 class TrustedSigner:
     """A public key the policy trusts, with its name and rank."""
@@ -59,13 +68,18 @@ class Rule:
     pinned: Pinned = Pinned.REQUIRED
     unsupported: Unsupported = Unsupported.WARN
     attestations: tuple[AttestationCheck, ...] = ()
+    platforms: Platforms = Platforms.INDEX
     line: int | None = None
     """Where the rule starts in the policy file (for `policy explain`)."""
 
     def matches(self, ref: Reference) -> bool:
-        return _glob(self.match).fullmatch(ref.name) is not None or (
-            _glob(self.match).fullmatch(str(ref)) is not None
-        )
+        """Whether the rule covers the image's repository.
+
+        Only the repository name counts, never the tag: a tag is text anyone who
+        can push chooses, so ``app:try-sandbox`` must not pick a laxer rule than
+        ``app:1.0`` for the same digest.
+        """
+        return _glob(self.match).fullmatch(ref.name) is not None
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,12 @@ class Policy:
     explicit: bool = field(default=True)
 
     def rule_for(self, ref: Reference) -> Rule | None:
+        return self.rule_for_name(ref.name)
+
+    def rule_for_name(self, repository: str) -> Rule | None:
+        """The first rule whose pattern matches the repository name (no tag), else the default."""
         for rule in self.rules:
-            if rule.matches(ref):
+            if _glob(rule.match).fullmatch(repository) is not None:
                 return rule
         return self.default
 
@@ -107,12 +125,23 @@ _GLOB_CACHE: dict[str, re.Pattern[str]] = {}
 
 
 def _glob(pattern: str) -> re.Pattern[str]:
-    """``**`` crosses '/', ``*`` and ``?`` do not."""
+    """``**`` crosses '/', ``*`` and ``?`` do not.
+
+    A ``**`` that is a whole path component matches zero or more components, so
+    ``ghcr.io/acme/payments/**`` also covers the repository ``ghcr.io/acme/payments``
+    and ``a/**/b`` covers ``a/b``.
+    """
     compiled = _GLOB_CACHE.get(pattern)
     if compiled is None:
         out, i = [], 0
         while i < len(pattern):
-            if pattern.startswith("**", i):
+            if pattern.startswith("/**", i) and (i + 3 == len(pattern) or pattern[i + 3] == "/"):
+                out.append("(?:/.*)?")
+                i += 3
+            elif pattern.startswith("**/", i) and i == 0:
+                out.append("(?:.*/)?")
+                i += 3
+            elif pattern.startswith("**", i):
                 out.append(".*")
                 i += 2
             elif pattern[i] == "*":
@@ -291,7 +320,16 @@ def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, Trusted
     return signers
 
 
-_RULE_KEYS = ("match", "require", "min_level", "max_age", "pinned", "unsupported", "attestations")
+_RULE_KEYS = (
+    "match",
+    "require",
+    "min_level",
+    "max_age",
+    "pinned",
+    "unsupported",
+    "attestations",
+    "platforms",
+)
 
 
 def _rule(
@@ -368,5 +406,10 @@ def _rule(
             else Unsupported.WARN
         ),
         attestations=tuple(checks),
+        platforms=(
+            Platforms(doc.choice(fields["platforms"], "platforms", Platforms))
+            if "platforms" in fields
+            else Platforms.INDEX
+        ),
         line=node.start_mark.line + 1,
     )

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gate import descriptors, dsse
-from gate.errors import PolicyFailureError
+from gate import descriptors, dsse, strict_json
+from gate.errors import InvalidReferenceError, PolicyFailureError
 from gate.refs import DEFAULT_REGISTRY, Reference, parse_digest
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -114,22 +114,29 @@ class SimpleSigning:
 
     @property
     def signed_at(self) -> datetime | None:
-        value = self.optional.get(TIMESTAMP_KEY)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
+        return timestamp_value(self.optional.get(TIMESTAMP_KEY))
+
+
+def timestamp_value(value: object) -> datetime | None:
+    """A Unix time as a signer wrote it; None when absent or absurd (not a number, out of range)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
         return None
 
 
 def parse_payload(raw: bytes) -> SimpleSigning:
     """Parse and check a simple-signing payload; SignatureFormatError says what is wrong."""
+    data = strict_json.loads_object(raw, "signature payload", SignatureFormatError)
     try:
-        data = json.loads(raw)
         critical = data["critical"]
         kind = critical["type"]
         digest = critical["image"]["docker-manifest-digest"]
         identity = critical["identity"]["docker-reference"]
         optional = data.get("optional") or {}
-    except (ValueError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise SignatureFormatError(
             "signature payload is not a cosign simple-signing document "
             "(needs critical.type, critical.image.docker-manifest-digest, critical.identity)"
@@ -146,8 +153,10 @@ def parse_payload(raw: bytes) -> SimpleSigning:
         raise SignatureFormatError("signature payload fields have the wrong JSON types")
     try:
         parse_digest(digest)
-    except Exception as e:
-        raise SignatureFormatError(f"signature payload names a malformed digest '{digest}'") from e
+    except InvalidReferenceError as e:
+        raise SignatureFormatError(
+            f"signature payload names a malformed digest '{digest[:80]}'"
+        ) from e
     return SimpleSigning(digest, identity, optional, raw)
 
 
@@ -190,27 +199,35 @@ class SignatureLayer:
         }
 
 
+def parse_layer(layer: object) -> SignatureLayer:
+    """One layer descriptor, every field type-checked before it is believed."""
+    if not isinstance(layer, dict):
+        raise SignatureFormatError("a signature layer descriptor is not a JSON object")
+    digest, size, media_type = layer.get("digest"), layer.get("size"), layer.get("mediaType")
+    annotations = layer.get("annotations") or {}
+    if (
+        not isinstance(digest, str)
+        or not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+        or not isinstance(media_type, str)
+        or not isinstance(annotations, dict)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())
+    ):
+        raise SignatureFormatError("a signature layer descriptor has fields of the wrong type")
+    try:
+        parse_digest(digest)
+    except InvalidReferenceError as e:
+        raise SignatureFormatError("a signature layer descriptor has a malformed digest") from e
+    return SignatureLayer(digest=digest, size=size, media_type=media_type, annotations=annotations)
+
+
 def parse_signature_manifest(manifest: Mapping[str, Any]) -> list[SignatureLayer]:
     """Every layer of a ``.sig`` manifest (signature or not, so it can be kept on append)."""
     layers = manifest.get("layers")
     if not isinstance(layers, list):
         raise SignatureFormatError("signature manifest has no 'layers' list")
-    parsed = []
-    for layer in layers:
-        try:
-            parsed.append(
-                SignatureLayer(
-                    digest=parse_digest(layer["digest"]),
-                    size=int(layer["size"]),
-                    media_type=str(layer["mediaType"]),
-                    annotations={
-                        str(k): str(v) for k, v in (layer.get("annotations") or {}).items()
-                    },
-                )
-            )
-        except Exception as e:
-            raise SignatureFormatError("signature manifest has a malformed layer descriptor") from e
-    return parsed
+    return [parse_layer(layer) for layer in layers]
 
 
 @dataclass(frozen=True)
@@ -315,10 +332,10 @@ class Bundle:
 
 
 def parse_bundle(data: bytes) -> Bundle:
+    doc = strict_json.loads(data, "Sigstore bundle", SignatureFormatError)
     try:
-        doc = json.loads(data)
         media_type = doc["mediaType"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (KeyError, TypeError) as e:
         raise SignatureFormatError("Sigstore bundle is not JSON with a mediaType") from e
     if media_type not in BUNDLE_MEDIA_TYPES:
         raise SignatureFormatError(f"unsupported Sigstore bundle media type '{media_type}'")

@@ -1,38 +1,48 @@
 """Images outside a registry: the local engine, OCI layouts and ``docker save`` archives.
 
-Each source yields the digests an image is known by, computed from its own
-bytes, offline:
+Each reader yields the digests that are *cryptographically* the image's,
+computed here from bytes the source holds, never taken from what a file, a
+label or a name says about itself:
 
-* ``oci:PATH[:REF]`` — the manifest digest from ``index.json`` (what a registry
-  reports after the layout is pushed byte-for-byte), checked against the blob;
-* ``docker-archive:PATH`` — the config digest, i.e. the image ID (``docker
-  save`` of Docker 20.10 keeps layers uncompressed, so the registry manifest
-  digest cannot be known offline; an archive holding an OCI layout also gives
-  its manifest digest);
-* ``docker://NAME`` — the engine's image ID and every repo digest.
+* the image ID is the SHA-256 of the config bytes, and a config counts only
+  when every layer it lists (``rootfs.diff_ids``) is present and hashes right;
+* a manifest digest is the SHA-256 of manifest bytes that are present and
+  whose config is this image's and whose layers are present and match.
 
-Archives are read without extracting: no member outside the archive, no
-symlink followed, and declared sizes capped before anything is read.
+``oci:PATH[:REF]`` gives the layout's manifest (or index) digest, what a
+registry reports after the layout is pushed byte for byte. ``docker-archive:``
+gives the image ID and, for archives that hold an OCI layout (Docker 25+),
+the manifest digests that layout proves. ``docker://`` trusts the engine (it
+is what runs the containers) for the image ID and its repo digests.
+
+Files are read with size caps and JSON is parsed strictly (``strict_json``);
+archives are read without extracting, no member outside the archive, no link
+followed, declared sizes capped before anything is read.
 """
 
 from __future__ import annotations
 
-import json
+import gzip
+import hashlib
 import tarfile
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
-from gate import refs
-from gate.descriptors import digest_of
+from gate import refs, strict_json
+from gate.descriptors import INDEX_MEDIA_TYPES, digest_of
 from gate.errors import InvalidReferenceError, UsageError
 from gate.refs import Reference, Source, SourceKind
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
-MAX_MEMBER_BYTES = 4 * 1024**3
+MAX_MEMBER_BYTES = 16 * 1024**3
 """No layer of a real image declares more; a larger header is a hostile archive."""
+MAX_MEMBERS = 100_000
 REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
+_CHUNK = 1 << 20
 
 
 class LocalSourceError(UsageError):
@@ -40,35 +50,250 @@ class LocalSourceError(UsageError):
 
 
 @dataclass(frozen=True)
+class LocalPlatform:
+    """One platform of a local index, with its own proven digest."""
+
+    digest: str
+    label: str
+
+
+@dataclass(frozen=True)
 class LocalImage:
-    """A local image and every digest that identifies it."""
+    """A local image and every digest that is provably its own."""
 
     text: str
     """The source as the user wrote it."""
-    digest: str
-    """The digest verified and signed: manifest digest for layouts, image ID otherwise."""
-    aliases: frozenset[str] = frozenset()
-    """Other digests of the same image (image ID, repo digests)."""
+    image_id: str | None
+    """SHA-256 of the config bytes (None for an index)."""
+    manifest_digests: tuple[str, ...] = ()
+    """Manifest (or index) digests proven from bytes here, or the engine's repo digests."""
+    names: tuple[Reference, ...] = ()
+    """Repository names the source gives the image (tags, repo digests): for policy rules."""
     repo_digests: tuple[Reference, ...] = ()
-    """Registry references by digest, where registry signatures may live."""
+    """``name@digest`` pairs where registry signatures may live."""
+    platforms: tuple[LocalPlatform, ...] = ()
     size: int | None = None
+    """Config plus layers, in bytes."""
     tags: tuple[str, ...] = ()
     created: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def digest(self) -> str:
+        """The digest reported and signed first: a manifest digest when one is proven."""
+        if self.manifest_digests:
+            return self.manifest_digests[0]
+        assert self.image_id is not None
+        return self.image_id
+
+    @property
     def digests(self) -> frozenset[str]:
-        return self.aliases | {self.digest}
+        """Every digest of this image: what a signature may name, and what signing covers."""
+        found = set(self.manifest_digests)
+        if self.image_id is not None:
+            found.add(self.image_id)
+        return frozenset(found)
+
+    @property
+    def aliases(self) -> frozenset[str]:
+        return self.digests - {self.digest}
 
 
 def _json(data: bytes, what: str) -> Any:
+    return strict_json.loads(data, what, LocalSourceError)
+
+
+def _object(data: bytes, what: str) -> dict[str, Any]:
+    return strict_json.loads_object(data, what, LocalSourceError)
+
+
+def _name(text: object, *, short_ok: bool = False) -> Reference | None:
+    """A repository name a source gives the image; ``short_ok`` allows ``app:1`` (Docker's tags).
+
+    An OCI ``ref.name`` is usually a bare tag ("1.0"), which is no repository.
+    """
+    if not isinstance(text, str) or not (short_ok or "/" in text):
+        return None
     try:
-        return json.loads(data)
-    except ValueError as e:
-        raise LocalSourceError(f"{what} is not JSON") from e
+        return refs.parse(text)
+    except InvalidReferenceError:
+        return None
+
+
+def _platform_label(descriptor: Mapping[str, Any]) -> str:
+    p = descriptor.get("platform")
+    if not isinstance(p, dict):
+        return ""
+    parts = (p.get("os"), p.get("architecture"), p.get("variant"))
+    return "/".join(x for x in parts if isinstance(x, str) and x)
+
+
+def _descriptor(value: object, what: str) -> tuple[str, int, str]:
+    """digest, size and media type of a descriptor, type-checked."""
+    if not isinstance(value, dict):
+        raise LocalSourceError(f"{what} is not a descriptor object")
+    digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType", "")
+    if (
+        not isinstance(digest, str)
+        or not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+        or not isinstance(media_type, str)
+    ):
+        raise LocalSourceError(f"{what} has a digest, size or mediaType of the wrong type")
+    try:
+        refs.parse_digest(digest)
+    except InvalidReferenceError as e:
+        raise LocalSourceError(f"{what}: {e.message}") from e
+    return digest, size, media_type
+
+
+class _Blobs:
+    """Content-addressed reads from a layout or an archive, each checked against its digest."""
+
+    where: str
+
+    def open(self, name: str) -> IO[bytes] | None:
+        raise NotImplementedError
+
+    def blob_name(self, digest: str) -> str:
+        algorithm, _, encoded = digest.partition(":")
+        return f"blobs/{algorithm}/{encoded}"
+
+    def read(self, name: str, what: str, cap: int = MAX_JSON_BYTES) -> bytes:
+        handle = self.open(name)
+        if handle is None:
+            raise LocalSourceError(f"{self.where} has no {what} ('{name[:80]}')")
+        with handle:
+            data = handle.read(cap + 1)
+        if len(data) > cap:
+            raise LocalSourceError(f"{what} in {self.where} is larger than {cap} bytes")
+        return data
+
+    def blob(self, digest: str, what: str) -> bytes:
+        data = self.read(self.blob_name(digest), f"{what} {digest[:19]}…")
+        if digest_of(data, digest.partition(":")[0]) != digest:
+            raise LocalSourceError(
+                f"{what} {digest[:19]}… in {self.where} does not match its digest (tampered)"
+            )
+        return data
+
+    def stream_digest(self, name: str, what: str, *, gunzip: bool = False) -> str:
+        """SHA-256 of a member, read in chunks (optionally decompressed), never all at once."""
+        handle = self.open(name)
+        if handle is None:
+            raise LocalSourceError(f"{self.where} has no {what} ('{name[:80]}')")
+        h = hashlib.sha256()
+        with handle:
+            reader: IO[bytes] = (
+                gzip.GzipFile(fileobj=handle) if gunzip else handle  # type: ignore[assignment]
+            )
+            try:
+                for chunk in iter(lambda: reader.read(_CHUNK), b""):
+                    h.update(chunk)
+            except (OSError, EOFError, zlib.error) as e:
+                raise LocalSourceError(f"{what} in {self.where} is damaged ({e})") from e
+        return "sha256:" + h.hexdigest()
+
+
+def _check_image(
+    blobs: _Blobs, config: bytes, layers: list[str], diff_ids_of: Callable[[str], str]
+) -> None:
+    """Every layer is present and its uncompressed content is the config's ``diff_ids``."""
+    conf = _object(config, f"the image config in {blobs.where}")
+    rootfs = conf.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise LocalSourceError(f"the image config in {blobs.where} has no rootfs.diff_ids list")
+    if len(diff_ids) != len(layers):
+        raise LocalSourceError(
+            f"{blobs.where} has {len(layers)} layers but its config lists {len(diff_ids)}"
+        )
+    for name, expected in zip(layers, diff_ids, strict=True):
+        if diff_ids_of(name) != expected:
+            raise LocalSourceError(
+                f"a layer in {blobs.where} does not match the image config (tampered archive)"
+            )
+
+
+def _diff_id(blobs: _Blobs, name: str, cache: dict[str, str]) -> str:
+    """The uncompressed digest of a layer member: as stored, or after gunzip."""
+    if name not in cache:
+        handle = blobs.open(name)
+        magic = b""
+        if handle is not None:
+            with handle:
+                magic = handle.read(4)
+        if magic == b"\x28\xb5\x2f\xfd":
+            raise LocalSourceError(
+                f"{blobs.where} has zstd-compressed layers, which cannot be checked offline yet"
+            )
+        cache[name] = blobs.stream_digest(name, "a layer", gunzip=magic[:2] == b"\x1f\x8b")
+    return cache[name]
+
+
+def _proven_manifest(
+    blobs: _Blobs, digest: str, image_id: str | None, cache: dict[str, str]
+) -> tuple[str, int, list[LocalPlatform]]:
+    """Check a manifest (or index) in ``blobs`` end to end; its image ID, size and platforms.
+
+    For an index, every platform manifest must be present and proven in turn.
+    """
+    manifest = _object(blobs.blob(digest, "manifest"), f"manifest {digest[:19]}… in {blobs.where}")
+    media_type = manifest.get("mediaType")
+    if media_type in INDEX_MEDIA_TYPES or isinstance(manifest.get("manifests"), list):
+        entries = manifest.get("manifests")
+        if not isinstance(entries, list) or not entries:
+            raise LocalSourceError(f"index {digest[:19]}… in {blobs.where} lists no manifests")
+        platforms = []
+        for i, entry in enumerate(entries):
+            child, _, _ = _descriptor(entry, f"entry {i} of index {digest[:19]}…")
+            _proven_manifest(blobs, child, None, cache)
+            platforms.append(LocalPlatform(child, _platform_label(entry)))
+        return "", 0, platforms
+    config_digest, config_size, _ = _descriptor(
+        manifest.get("config"), f"the config of manifest {digest[:19]}…"
+    )
+    if image_id is not None and config_digest != image_id:
+        raise LocalSourceError(
+            f"manifest {digest[:19]}… in {blobs.where} is not this image's (another config)"
+        )
+    config = blobs.blob(config_digest, "config")
+    layer_list = manifest.get("layers")
+    if not isinstance(layer_list, list):
+        raise LocalSourceError(f"manifest {digest[:19]}… in {blobs.where} has no layers list")
+    names, total = [], config_size
+    for i, layer in enumerate(layer_list):
+        layer_digest, size, _ = _descriptor(layer, f"layer {i} of manifest {digest[:19]}…")
+        name = blobs.blob_name(layer_digest)
+        if blobs.stream_digest(name, "a layer") != layer_digest:
+            raise LocalSourceError(
+                f"layer {layer_digest[:19]}… in {blobs.where} does not match its digest"
+            )
+        names.append(name)
+        total += size
+    _check_image(blobs, config, names, lambda n: _diff_id(blobs, n, cache))
+    return config_digest, total, []
 
 
 # --- OCI image layout ---------------------------------------------------------------------------
+
+
+class _LayoutBlobs(_Blobs):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.where = str(root)
+
+    def open(self, name: str) -> IO[bytes] | None:
+        path = self.root / name
+        try:
+            if path.is_symlink() or not path.resolve().is_relative_to(self.root.resolve()):
+                raise LocalSourceError(f"{name} in {self.root} is a symlink or outside the layout")
+            return path.open("rb")
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise LocalSourceError(f"cannot read {path}: {e.strerror}") from e
 
 
 def _split_layout(text: str) -> tuple[Path, str | None]:
@@ -79,115 +304,112 @@ def _split_layout(text: str) -> tuple[Path, str | None]:
     return Path(head), ref_name
 
 
-def _layout_blob(root: Path, digest: str, what: str) -> bytes:
-    algorithm, _, encoded = refs.parse_digest(digest).partition(":")
-    blob = root / "blobs" / algorithm / encoded
-    try:
-        if blob.is_symlink() or not blob.resolve().is_relative_to(root.resolve()):
-            raise LocalSourceError(
-                f"{what} {digest[:19]}… in {root} is a symlink or outside the layout"
-            )
-        if blob.stat().st_size > MAX_JSON_BYTES:
-            raise LocalSourceError(
-                f"{what} {digest[:19]}… in {root} is larger than {MAX_JSON_BYTES} bytes"
-            )
-        data = blob.read_bytes()
-    except FileNotFoundError as e:
+def _choose(manifests: list[Any], ref_name: str | None, where: str) -> dict[str, Any]:
+    entries = [m for m in manifests if isinstance(m, dict)]
+    if len(entries) != len(manifests):
+        raise LocalSourceError(f"{where} lists a manifest that is not a descriptor object")
+
+    def annotation(m: dict[str, Any], key: str) -> object:
+        a = m.get("annotations")
+        return a.get(key) if isinstance(a, dict) else None
+
+    if ref_name is not None:
+        chosen = [m for m in entries if annotation(m, REF_NAME) == ref_name]
+        if not chosen:
+            raise LocalSourceError(f"{where} has no manifest named '{ref_name[:80]}'")
+        return chosen[0]
+    if len(entries) > 1:
+        names = [str(annotation(m, REF_NAME) or m.get("digest", "?"))[:80] for m in entries[:10]]
         raise LocalSourceError(
-            f"{root}/index.json names {what} {digest[:19]}…, but that blob is missing"
-        ) from e
-    except OSError as e:
-        raise LocalSourceError(f"cannot read {blob}: {e.strerror}") from e
-    if digest_of(data) != digest:
-        raise LocalSourceError(
-            f"blob {digest[:19]}… in {root} does not match its digest (corrupted layout)"
+            f"{where} has {len(entries)} manifests; name one as oci:PATH:NAME ({', '.join(names)})"
         )
-    return data
+    return entries[0]
 
 
 def open_oci_layout(text: str) -> LocalImage:
     root, ref_name = _split_layout(text)
-    index_path = root / "index.json"
-    try:
-        index = _json(index_path.read_bytes()[: MAX_JSON_BYTES + 1], f"{index_path}")
-    except FileNotFoundError as e:
-        raise LocalSourceError(f"{root} is not an OCI image layout: it has no index.json") from e
-    except OSError as e:
-        raise LocalSourceError(f"cannot read {index_path}: {e.strerror}") from e
-    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not root.is_dir():
+        raise LocalSourceError(f"{root} is not an OCI image layout directory")
+    blobs = _LayoutBlobs(root)
+    index = _object(blobs.read("index.json", "index.json"), f"{root}/index.json")
+    manifests = index.get("manifests")
     if not isinstance(manifests, list) or not manifests:
-        raise LocalSourceError(f"{index_path} lists no manifests")
-    if ref_name is not None:
-        chosen = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) == ref_name]
-        if not chosen:
-            raise LocalSourceError(f"{index_path} has no manifest named '{ref_name}'")
-    elif len(manifests) > 1:
-        names = [
-            str((m.get("annotations") or {}).get(REF_NAME, m.get("digest", "?"))) for m in manifests
-        ]
-        raise LocalSourceError(
-            f"{index_path} has {len(manifests)} manifests; "
-            f"name one as oci:{root}:NAME ({', '.join(names)})"
+        raise LocalSourceError(f"{root}/index.json lists no manifests")
+    descriptor = _choose(manifests, ref_name, f"{root}/index.json")
+    digest, _, media_type = _descriptor(descriptor, f"the manifest named in {root}/index.json")
+    image_id, size, platforms = _proven_manifest(blobs, digest, None, {})
+    annotations = descriptor.get("annotations")
+    names = tuple(
+        n
+        for n in (
+            _name(annotations.get(key)) if isinstance(annotations, dict) else None
+            for key in (CONTAINERD_NAME, REF_NAME)
         )
-    else:
-        chosen = manifests
-    descriptor = chosen[0]
-    try:
-        digest = refs.parse_digest(str(descriptor.get("digest")))
-    except InvalidReferenceError as e:
-        raise LocalSourceError(f"{index_path}: {e.message}") from e
-    manifest = _layout_blob(root, digest, "manifest")
+        if n is not None
+    )
     return LocalImage(
         text,
-        digest,
-        size=len(manifest),
+        image_id or None,
+        (digest,),
+        names=names,
+        repo_digests=tuple(Reference(n.registry, n.path, None, digest) for n in names),
+        platforms=tuple(platforms),
+        size=size or None,
         tags=(ref_name,) if ref_name else (),
-        extra={"media_type": descriptor.get("mediaType")},
+        extra={"media_type": media_type},
     )
 
 
 # --- docker save archives -------------------------------------------------------------------------
 
 
+class _ArchiveBlobs(_Blobs):
+    def __init__(self, archive: tarfile.TarFile, path: str) -> None:
+        self.archive = archive
+        self.where = path
+        self.members = _safe_members(archive, path)
+
+    def open(self, name: str) -> IO[bytes] | None:
+        member = self.members.get(str(PurePosixPath(name)))
+        if member is None:
+            return None
+        if not member.isfile():
+            raise LocalSourceError(
+                f"{self.where}: '{name[:80]}' is a link or special file, which is not followed"
+            )
+        return self.archive.extractfile(member)
+
+    def size(self, name: str) -> int:
+        member = self.members.get(str(PurePosixPath(name)))
+        return member.size if member is not None else 0
+
+
 def _safe_members(archive: tarfile.TarFile, path: str) -> dict[str, tarfile.TarInfo]:
     members: dict[str, tarfile.TarInfo] = {}
-    for member in archive:
+    for count, member in enumerate(archive, 1):
         name = PurePosixPath(member.name)
         if name.is_absolute() or ".." in name.parts:
             raise LocalSourceError(
-                f"{path} has an entry '{member.name}' outside the archive (path traversal)"
+                f"{path} has an entry '{member.name[:80]}' outside the archive (path traversal)"
             )
         if member.size > MAX_MEMBER_BYTES:
             raise LocalSourceError(
-                f"{path} declares an entry '{member.name}' of {member.size} bytes, over the cap"
+                f"{path} declares an entry '{member.name[:80]}' of {member.size} bytes, "
+                "over the cap"
             )
+        if count > MAX_MEMBERS:
+            raise LocalSourceError(f"{path} has more than {MAX_MEMBERS} entries; refusing it")
         members[str(name)] = member
     return members
 
 
-def _read_member(
-    archive: tarfile.TarFile, members: Mapping[str, tarfile.TarInfo], name: str, path: str
-) -> bytes:
-    member = members.get(str(PurePosixPath(name)))
-    if member is None:
-        raise LocalSourceError(f"{path} names '{name}', but the archive has no such entry")
-    if not member.isfile():
-        raise LocalSourceError(f"{path}: '{name}' is a link or special file, which is not followed")
-    if member.size > MAX_JSON_BYTES:
-        raise LocalSourceError(f"{path}: '{name}' is larger than {MAX_JSON_BYTES} bytes")
-    handle = archive.extractfile(member)
-    if handle is None:
-        raise LocalSourceError(f"{path}: cannot read '{name}'")
-    return handle.read(MAX_JSON_BYTES + 1)
-
-
 def _open_tar(path: str) -> tarfile.TarFile:
     """Open a tar archive; the caller closes it (``with``), so open errors stay apart."""
+    if not Path(path).is_file():
+        raise LocalSourceError(f"{path} does not exist or is not a regular file")
     try:
         return tarfile.open(path, mode="r:*")
-    except FileNotFoundError as e:
-        raise LocalSourceError(f"{path} does not exist") from e
-    except (tarfile.TarError, OSError) as e:
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise LocalSourceError(f"{path} is not a tar archive ({e})") from e
 
 
@@ -195,37 +417,64 @@ def open_docker_archive(text: str) -> LocalImage:
     path = text
     with _open_tar(path) as archive:
         try:
-            members = _safe_members(archive, path)
-            entries = _json(
-                _read_member(archive, members, "manifest.json", path), f"{path}: manifest.json"
-            )
-        except tarfile.TarError as e:
+            return _read_archive(text, _ArchiveBlobs(archive, path))
+        except (tarfile.TarError, EOFError, zlib.error) as e:
             raise LocalSourceError(f"{path} is a damaged tar archive ({e})") from e
-        if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
-            raise LocalSourceError(f"{path}: manifest.json must describe exactly one image")
-        entry = entries[0]
-        config_name = str(entry.get("Config", ""))
-        config = _read_member(archive, members, config_name, path)
-        image_id = digest_of(config)
-        stem = PurePosixPath(config_name).name.removesuffix(".json")
-        if stem != image_id.split(":")[1]:
-            raise LocalSourceError(
-                f"{path}: config '{config_name}' does not match its own digest (tampered archive)"
-            )
-        aliases: set[str] = set()
-        if "index.json" in members:
-            index = _json(_read_member(archive, members, "index.json", path), f"{path}: index.json")
-            for m in index.get("manifests", []) if isinstance(index, dict) else []:
-                if isinstance(m, dict) and isinstance(m.get("digest"), str):
-                    aliases.add(m["digest"])
-        size = sum(
-            members[str(PurePosixPath(layer))].size
-            for layer in entry.get("Layers", [])
-            if str(PurePosixPath(layer)) in members
+
+
+def _read_archive(text: str, blobs: _ArchiveBlobs) -> LocalImage:
+    path = blobs.where
+    entries = _json(blobs.read("manifest.json", "manifest.json"), f"{path}: manifest.json")
+    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict):
+        raise LocalSourceError(f"{path}: manifest.json must describe exactly one image")
+    entry = entries[0]
+    config_name, layers = entry.get("Config"), entry.get("Layers")
+    if not isinstance(config_name, str) or not (
+        isinstance(layers, list) and all(isinstance(x, str) for x in layers)
+    ):
+        raise LocalSourceError(f"{path}: manifest.json needs 'Config' and a 'Layers' list")
+    config = blobs.read(config_name, "the image config")
+    image_id = digest_of(config)
+    stem = PurePosixPath(config_name).name.removesuffix(".json")
+    if len(stem) == 64 and stem != image_id.split(":")[1]:
+        raise LocalSourceError(
+            f"{path}: config '{config_name[:80]}' does not match its own digest (tampered archive)"
         )
-    tags = tuple(str(t) for t in entry.get("RepoTags") or [])
+    cache: dict[str, str] = {}
+    _check_image(blobs, config, layers, lambda n: _diff_id(blobs, n, cache))
+    size = len(config) + sum(blobs.size(layer) for layer in layers)
+
+    manifest_digests: list[str] = []
+    repo_tags = entry.get("RepoTags") or []
+    if not isinstance(repo_tags, list):
+        raise LocalSourceError(f"{path}: manifest.json has a 'RepoTags' that is not a list")
+    names = [n for n in (_name(t, short_ok=True) for t in repo_tags) if n is not None]
+    if blobs.open("index.json") is not None:
+        index = _object(blobs.read("index.json", "index.json"), f"{path}: index.json")
+        manifests = index.get("manifests")
+        for i, m in enumerate(manifests if isinstance(manifests, list) else []):
+            digest, _, _ = _descriptor(m, f"entry {i} of {path}: index.json")
+            try:
+                _proven_manifest(blobs, digest, image_id, cache)
+            except LocalSourceError:
+                continue  # a manifest this archive cannot prove is not this image's digest
+            manifest_digests.append(digest)
+            annotations = m.get("annotations")
+            if isinstance(annotations, dict):
+                names += [n for n in (_name(annotations.get(CONTAINERD_NAME)),) if n]
+    tags = tuple(t for t in repo_tags if isinstance(t, str))
+    unique = tuple(dict.fromkeys(names))
     return LocalImage(
-        text, image_id, frozenset(aliases), size=size, tags=tags, extra={"image_id": image_id}
+        text,
+        image_id,
+        tuple(manifest_digests),
+        names=unique,
+        repo_digests=tuple(
+            Reference(n.registry, n.path, None, d) for n in unique for d in manifest_digests
+        ),
+        size=size,
+        tags=tags,
+        extra={"image_id": image_id},
     )
 
 
@@ -235,18 +484,19 @@ def open_docker_archive(text: str) -> LocalImage:
 def open_engine_image(name: str, engine_factory: Callable[[], Any]) -> LocalImage:
     engine = engine_factory()
     info = engine.image(name)
-    repo_digests = []
-    for text in info.repo_digests:
-        try:
-            repo_digests.append(refs.parse(text))
-        except InvalidReferenceError:
-            continue
-    aliases = frozenset(r.digest for r in repo_digests if r.digest)
+    repo_digests = [
+        r
+        for r in (_name(t, short_ok=True) for t in info.repo_digests)
+        if r is not None and r.digest
+    ]
+    names = [r for r in (_name(t, short_ok=True) for t in info.repo_tags) if r is not None]
+    names += [Reference(r.registry, r.path) for r in repo_digests]
     return LocalImage(
         f"docker://{name}",
         info.id,
-        aliases,
-        tuple(repo_digests),
+        tuple(dict.fromkeys(r.digest for r in repo_digests if r.digest)),
+        names=tuple(dict.fromkeys(Reference(n.registry, n.path) for n in names)),
+        repo_digests=tuple(repo_digests),
         size=info.size,
         tags=tuple(info.repo_tags),
         created=info.created,
@@ -254,16 +504,23 @@ def open_engine_image(name: str, engine_factory: Callable[[], Any]) -> LocalImag
     )
 
 
-def open_local(source: Source, engine_factory: Callable[[], Any] | None = None) -> LocalImage:
-    """Dispatch on the source's scheme (STYLE.md #4)."""
-    if source.kind is SourceKind.OCI and source.path:
-        return open_oci_layout(source.path)
-    if source.kind is SourceKind.DOCKER_ARCHIVE and source.path:
-        return open_docker_archive(source.path)
-    if source.kind is SourceKind.DOCKER and source.name:
-        if engine_factory is None:
-            from gate.engine import Engine
+LOCAL_READERS: Mapping[SourceKind, Callable[[Source, Callable[[], Any] | None], LocalImage]] = {
+    SourceKind.OCI: lambda s, _: open_oci_layout(s.path or ""),
+    SourceKind.DOCKER_ARCHIVE: lambda s, _: open_docker_archive(s.path or ""),
+    SourceKind.DOCKER: lambda s, factory: open_engine_image(s.name or "", factory or _engine),
+}
+"""One reader per local scheme (STYLE.md #4)."""
 
-            engine_factory = Engine
-        return open_engine_image(source.name, engine_factory)
-    raise LocalSourceError(f"{source.text} is not a local image source")
+
+def _engine() -> Any:
+    from gate.engine import Engine
+
+    return Engine()
+
+
+def open_local(source: Source, engine_factory: Callable[[], Any] | None = None) -> LocalImage:
+    """Dispatch on the source's scheme."""
+    reader = LOCAL_READERS.get(source.kind)
+    if reader is None or not (source.path or source.name):
+        raise LocalSourceError(f"{source.text} is not a local image source")
+    return reader(source, engine_factory)

@@ -24,7 +24,7 @@ from gate.provenance import SLSA_PROVENANCE_V1, VSA_V1, Envelope, Statement
 from gate.refs import Repository
 from gate.registry import digest_of
 from gate.result import FailOn, Location, Result, Status
-from gate.stores import RegistryStore
+from gate.verify import RegistryStore
 
 DIGEST_A = "sha256:" + "a" * 64
 DIGEST_B = "sha256:" + "b" * 64
@@ -190,7 +190,7 @@ def test_attached_provenance_is_what_the_registry_store_reads(key: keys.PrivateK
     assert layer["annotations"][signatures.SIGNATURE_ANNOTATION] == ""
     assert registry.blobs[layer["digest"]] == made.envelope.to_json()
 
-    evidence = RegistryStore(registry).attestations(repo, DIGEST_A)  # type: ignore[arg-type]
+    evidence = RegistryStore(registry).attestation_tag(repo, DIGEST_A)  # type: ignore[arg-type]
     (claim,) = evidence.attestations
     assert claim.problem is None
     assert key.public_key.verify(claim.signatures[0], claim.signed)

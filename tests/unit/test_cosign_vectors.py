@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from gate import keys, policy, signatures
-from gate.decide import Facts, decide
 from gate.refs import parse
 from gate.result import Status
-from gate.stores import Claim, ClaimKind, Evidence
+from gate.verify import Claim, ClaimKind, Evidence, Facts, decide
 
 KEY_CASES = [
     # directory, key, expected status (INDEX.md §A)

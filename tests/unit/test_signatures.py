@@ -67,7 +67,7 @@ def test_signed_time_comes_from_containers_image_timestamp(vectors: Path) -> Non
 @pytest.mark.parametrize(
     ("raw", "match"),
     [
-        (b"not json", "not a cosign simple-signing"),
+        (b"not json", "is not JSON"),
         (b'{"critical":{}}', "not a cosign simple-signing"),
         (
             b'{"critical":{"identity":{"docker-reference":"x"},"image":{"docker-manifest-digest":"sha256:00"},'

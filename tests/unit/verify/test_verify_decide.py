@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gate import dsse, keys, provenance, signatures
-from gate.decide import Facts, decide, precheck
 from gate.policy import Pinned, Policy, Rule, TrustedSigner, Unsupported
 from gate.refs import parse
 from gate.result import Status
-from gate.stores import Claim, ClaimKind, Evidence, dsse_claim
+from gate.verify import Claim, ClaimKind, Evidence, Facts, decide, dsse_claim, precheck
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "1" * 64
@@ -183,14 +182,18 @@ def test_required_attestation() -> None:
     assert ok.attestations == (provenance.SLSA_PROVENANCE_V1,)
 
 
+def _precheck(ref, pol):
+    return precheck((ref,), pol, image=str(ref), digest=ref.digest, pinned=ref.pinned)
+
+
 def test_precheck_registry_pinning_and_default_deny() -> None:
     pol, _ = _policy(pinned=Pinned.REQUIRED)
-    _, early = precheck(parse("docker.io/library/nginx@" + DIGEST), pol)
+    _, early = _precheck(parse("docker.io/library/nginx@" + DIGEST), pol)
     assert early is not None and "not allowed" in early.reason
-    _, early = precheck(parse("127.0.0.1:5000/acme/app:1.0"), pol)
+    _, early = _precheck(parse("127.0.0.1:5000/acme/app:1.0"), pol)
     assert early is not None and "not pinned" in early.reason
     strict = Policy(pol.signers, (Rule("ghcr.io/**", ("ci",)),))
-    _, early = precheck(REF, strict)
+    _, early = _precheck(REF, strict)
     assert early is not None and "no rule" in early.reason
-    _, early = precheck(REF, pol)
+    _, early = _precheck(REF, pol)
     assert early is None

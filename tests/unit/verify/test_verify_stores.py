@@ -12,7 +12,7 @@ from gate import signatures
 from gate.errors import DigestMismatchError, RegistryError
 from gate.refs import Repository
 from gate.registry import Descriptor, Manifest
-from gate.stores import RegistryStore
+from gate.verify import RegistryStore
 
 REPO = Repository("127.0.0.1:5000", "acme/app")
 DIGEST = "sha256:" + "1" * 64
@@ -59,16 +59,16 @@ def _store(
 
 
 def test_no_signature_tag_means_no_claims() -> None:
-    assert _store(None).signatures(REPO, DIGEST).signatures == ()
+    assert _store(None).signature_tag(REPO, DIGEST).signatures == ()
 
 
 def test_manifest_that_is_not_json_is_a_problem_claim() -> None:
-    claims = _store(b"this is not json").signatures(REPO, DIGEST).signatures
+    claims = _store(b"this is not json").signature_tag(REPO, DIGEST).signatures
     assert len(claims) == 1 and claims[0].problem and "JSON" in claims[0].problem
 
 
 def test_manifest_without_layers_is_a_problem_claim() -> None:
-    claims = _store(b'{"schemaVersion":2}').signatures(REPO, DIGEST).signatures
+    claims = _store(b'{"schemaVersion":2}').signature_tag(REPO, DIGEST).signatures
     assert claims[0].problem and "no 'layers'" in claims[0].problem
 
 
@@ -78,7 +78,7 @@ def test_blob_digest_mismatch_is_a_problem_claim() -> None:
     store = _store(
         artifact.manifest, {layer["digest"]: DigestMismatchError("blob does not match its digest")}
     )
-    claims = store.signatures(REPO, DIGEST).signatures
+    claims = store.signature_tag(REPO, DIGEST).signatures
     assert claims[0].problem and "does not match" in claims[0].problem
 
 
@@ -87,7 +87,7 @@ def test_registry_failure_propagates_as_error() -> None:
     layer = json.loads(artifact.manifest)["layers"][0]
     store = _store(artifact.manifest, {layer["digest"]: RegistryError("registry answered 500")})
     try:
-        store.signatures(REPO, DIGEST)
+        store.signature_tag(REPO, DIGEST)
     except RegistryError as e:
         assert "500" in e.message
     else:
@@ -106,6 +106,6 @@ def test_revocation_layers_are_read_next_to_signatures() -> None:
     )
     both = signatures.signature_manifest([*layers, revocation])
     store = _store(both.manifest, {layers[0].digest: b"payload", revocation.digest: envelope})
-    evidence = store.signatures(REPO, DIGEST)
+    evidence = store.signature_tag(REPO, DIGEST)
     assert len(evidence.signatures) == 1 and len(evidence.revocations) == 1
     assert evidence.revocations[0].payload == b"{}"

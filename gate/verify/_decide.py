@@ -1,0 +1,409 @@
+"""Facts → one result (pure): which claims verify under the policy, and what that means.
+
+``decide`` never touches the network or the disk; it imports nothing that
+does (a test imports it with ``requests``, ``sqlite3`` and ``docker``
+blocked). It reads as its checks, in order, each a named step that either
+settles the verdict or hands on what it learned:
+
+1. drift        the tag no longer points at the pinned digest
+2. revocation   a revocation by a signer this rule trusts wins over any signature
+3. signatures   which claims verify under a policy key, name this image, and are not from the future
+4. threshold    enough distinct required signers
+5. level        the best signer ranks high enough
+6. age          the threshold still holds with signatures younger than ``max_age``
+7. attestations every required attestation, signed by a required signer, for this image
+
+Every claim is checked against every policy key, so a result can say who
+signed even when that signer is not enough for this image's rule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from gate import provenance, signatures
+from gate.errors import SealgateError
+from gate.policy import Pinned, Platforms, Policy, Rule, TrustedSigner, Unsupported
+from gate.refs import Reference
+from gate.result import Result, Signer, Status
+from gate.verify._evidence import Claim, ClaimKind, Evidence
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""A signature dated later than now plus this does not count: no clock is that far off."""
+
+SEVERITY = {
+    Status.TRUSTED: 0,
+    Status.UNSUPPORTED: 1,
+    Status.UNKNOWN: 2,
+    Status.UNTRUSTED: 3,
+    Status.ERROR: 4,
+}
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything known about one image before deciding."""
+
+    ref: Reference
+    """The name the image goes by (rules matched it; messages use it)."""
+    digest: str
+    evidence: Evidence
+    tag_digest: str | None = None
+    """What the tag points at now, when the reference had both tag and digest."""
+    size: int | None = None
+    aliases: frozenset[str] = frozenset()
+    """Other digests that are provably the same image (image ID, proven manifest digests)."""
+    image: str | None = None
+    """How the result names the image; the reference when None."""
+
+
+@dataclass(frozen=True)
+class Valid:
+    """A claim that verified under a policy key and names this image."""
+
+    signer: TrustedSigner
+    signed_at: datetime | None
+    origin: str
+
+
+@dataclass
+class _Findings:
+    valid: list[Valid] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    unverified: int = 0
+
+
+@dataclass
+class _Run:
+    """The state one decision builds up, step by step."""
+
+    facts: Facts
+    policy: Policy
+    rule: Rule
+    now: datetime
+    warnings: list[str] = field(default_factory=list)
+    found: _Findings = field(default_factory=_Findings)
+    allowed: list[Valid] = field(default_factory=list)
+    qualified: list[Valid] = field(default_factory=list)
+
+    @property
+    def digests(self) -> frozenset[str]:
+        return frozenset({self.facts.digest, *self.facts.aliases})
+
+    def result(self, status: Status, reason: str, **more: object) -> Result:
+        best = _best(self.allowed)
+        base = Result(
+            self.facts.image or str(self.facts.ref),
+            self.facts.digest,
+            status,
+            reason,
+            signer=Signer(best.signer.key.key_id, best.signer.name) if best else None,
+            signed_at=best.signed_at if best else None,
+            level=best.signer.level if best else None,
+            size=self.facts.size,
+            warnings=tuple(dict.fromkeys(self.warnings)),
+        )
+        return replace(base, **more)  # type: ignore[arg-type]
+
+
+# --- the steps, in order --------------------------------------------------------------------
+
+
+def _drift(run: _Run) -> Result | None:
+    tag_digest, digest = run.facts.tag_digest, run.facts.digest
+    if tag_digest is None or tag_digest == digest:
+        return None
+    return run.result(
+        Status.UNTRUSTED,
+        f"tag {run.facts.ref.tag} now points at {tag_digest[:19]}…, "
+        f"not the pinned {digest[:19]}… (drift)",
+    )
+
+
+def _revocation(run: _Run) -> Result | None:
+    """A revocation by a signer this rule trusts wins over any signature."""
+    verdict: tuple[Status, str] | None = None
+    for claim in run.facts.evidence.revocations:
+        signer, payload = _verify_claim(claim, run.policy)
+        if signer is None or payload is None:
+            run.warnings.append(
+                f"ignored a revocation ({claim.origin}) not signed by a trusted key"
+            )
+            continue
+        try:
+            statement = provenance.Statement.parse(payload)
+        except SealgateError:
+            run.warnings.append(f"ignored a malformed revocation by '{signer.name}'")
+            continue
+        if statement.predicate_type != provenance.REVOCATION_V1 or not any(
+            map(statement.covers, run.digests)
+        ):
+            continue
+        if signer.name not in run.rule.signers:
+            run.warnings.append(
+                f"ignored a revocation by '{signer.name}', who is not trusted for this image"
+            )
+            continue
+        action = statement.predicate.get("action", "untrust")
+        reason = statement.predicate.get("reason", "")
+        reason = (reason.strip() if isinstance(reason, str) else "")[:500] or "no reason given"
+        if action == "untrust":
+            return run.result(Status.UNTRUSTED, f"revoked by '{signer.name}': {reason}")
+        verdict = (Status.UNSUPPORTED, f"marked unsupported by '{signer.name}': {reason}")
+    if verdict is None:
+        return None
+    denied = run.rule.unsupported is Unsupported.DENY
+    return run.result(verdict[0], verdict[1], unsupported_denied=denied)
+
+
+def _signatures(run: _Run) -> Result | None:
+    """Keep the claims that verify, name this image and are not from the future."""
+    run.found = check_signatures(
+        run.facts.evidence.signatures, run.facts.digest, run.policy, run.facts.aliases, run.now
+    )
+    run.allowed = [v for v in run.found.valid if v.signer.name in run.rule.signers]
+    for v in run.found.valid:
+        if v.signer.name not in run.rule.signers:
+            run.warnings.append(
+                f"signature by '{v.signer.name}' is valid "
+                f"but that signer is not required for {run.facts.ref.name}"
+            )
+    if run.allowed or run.found.valid:
+        run.warnings.extend(run.found.problems)
+        return None
+    if run.found.problems:
+        run.warnings.extend(run.found.problems[1:])
+        return run.result(Status.UNTRUSTED, run.found.problems[0])
+    if run.found.unverified:
+        return run.result(
+            Status.UNTRUSTED,
+            f"{_count(run.found.unverified, 'signature')} found but none verifies with a "
+            "trusted key (tampered, or made by a signer the policy does not trust)",
+        )
+    return run.result(
+        Status.UNKNOWN,
+        f"no signature found for {run.facts.digest[:19]}…; sign it with `sealgate sign`",
+    )
+
+
+def _threshold(run: _Run, valid: Sequence[Valid], why: str = "") -> Result | None:
+    names = sorted({v.signer.name for v in valid})
+    if len(names) >= run.rule.threshold:
+        return None
+    missing = [n for n in run.rule.signers if n not in names]
+    return run.result(
+        Status.UNTRUSTED,
+        f"{len(names)} of {run.rule.threshold} required signatures{why} "
+        f"({', '.join(names) or 'none'}); missing: {', '.join(missing)}",
+    )
+
+
+def _level(run: _Run, valid: Sequence[Valid]) -> Result | None:
+    # NOTE: the level is the image's, as vcn's was: that of its highest valid signer. A rule
+    # can ask two signers of any level *and* one of level >= min_level (DESIGN.md's example).
+    best = max(v.signer.level for v in valid)
+    if run.rule.min_level is None or best >= run.rule.min_level:
+        return None
+    return run.result(
+        Status.UNTRUSTED,
+        f"no valid signature by a signer of level {run.rule.min_level} or higher (best: {best})",
+    )
+
+
+def _age(run: _Run) -> Result | None:
+    """With ``max_age``, only signatures younger than it count, and they must still suffice."""
+    run.qualified = run.allowed
+    max_age = run.rule.max_age
+    if max_age is None:
+        return None
+    fresh = [v for v in run.allowed if v.signed_at is not None and run.now - v.signed_at <= max_age]
+    if not fresh:
+        return run.result(
+            Status.UNTRUSTED,
+            f"every signature is older than {_days(max_age)} or has no signing time; sign again",
+        )
+    run.qualified = fresh
+    return _threshold(run, fresh, f" younger than {_days(max_age)}") or _level(run, fresh)
+
+
+def _attestations(run: _Run) -> Result:
+    types, missing = _check_attestations(run)
+    if missing:
+        return run.result(Status.UNTRUSTED, missing, attestations=tuple(types))
+    who = ", ".join(sorted({v.signer.name for v in run.qualified}))
+    return run.result(Status.TRUSTED, f"signed by {who}", attestations=tuple(types))
+
+
+def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
+    """The one status for these facts under this rule."""
+    run = _Run(facts, policy, rule, now)
+    if rule.pinned is Pinned.WARN and not facts.ref.pinned:
+        run.warnings.append(f"{facts.ref} is not pinned by digest")
+    return (
+        _drift(run)
+        or _revocation(run)
+        or _signatures(run)
+        or _threshold(run, run.allowed)
+        or _level(run, run.allowed)
+        or _age(run)
+        or _attestations(run)
+    )
+
+
+# --- several results into one ----------------------------------------------------------------
+
+
+def worst(results: Sequence[Result]) -> Result:
+    """The most severe result; a denied UNSUPPORTED is worse than a tolerated one."""
+    return max(results, key=lambda r: (SEVERITY[r.status], r.unsupported_denied))
+
+
+def decide_index(own: Result, platforms: Sequence[Result], rule: Rule) -> Result:
+    """An index's verdict: the worst of its own and of the platforms that count against it.
+
+    A platform that is merely unsigned is covered by the signed index naming its
+    digest; one that is revoked, UNTRUSTED or unreadable fails the index. With
+    ``platforms: each`` every platform must be TRUSTED on its own.
+    """
+    if rule.platforms is Platforms.EACH:
+        counted = list(platforms)
+    else:
+        counted = [p for p in platforms if p.status is not Status.UNKNOWN]
+    verdict = worst([own, *counted])
+    if verdict is own:
+        return replace(own, children=tuple(platforms))
+    label = verdict.extra.get("platform") or verdict.digest or "?"
+    return replace(
+        own,
+        status=verdict.status,
+        reason=f"platform {label} ({(verdict.digest or '')[:19]}…): {verdict.reason}",
+        unsupported_denied=verdict.unsupported_denied,
+        children=tuple(platforms),
+    )
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def _verify_claim(claim: Claim, policy: Policy) -> tuple[TrustedSigner | None, bytes | None]:
+    """The first policy signer whose key verifies the claim, and the verified payload."""
+    if claim.problem is not None:
+        return None, None
+    if (
+        claim.kind is not ClaimKind.SIMPLE_SIGNING
+        and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE
+    ):
+        return None, None  # NOTE: cosign pkg/cosign/verify.go rejects other DSSE payload types.
+    for signer in policy.signers.values():
+        if any(signer.key.verify(sig, claim.signed) for sig in claim.signatures):
+            return signer, claim.payload
+    return None, None
+
+
+def check_signatures(
+    claims: Sequence[Claim],
+    digest: str,
+    policy: Policy,
+    aliases: frozenset[str] = frozenset(),
+    now: datetime | None = None,
+) -> _Findings:
+    """Sort claims into valid ones, problems, and ones no trusted key verifies."""
+    found = _Findings()
+    for claim in claims:
+        if claim.problem is not None:
+            found.problems.append(claim.problem)
+            continue
+        signer, payload = _verify_claim(claim, policy)
+        if signer is None or payload is None:
+            found.unverified += 1
+            continue
+        try:
+            if claim.kind is ClaimKind.SIMPLE_SIGNING:
+                parsed = signatures.parse_payload(payload)
+                named, signed_at = parsed.digest, parsed.signed_at
+            else:
+                statement = provenance.Statement.parse(payload)
+                if statement.predicate_type != signatures.COSIGN_SIGN_PREDICATE:
+                    continue  # a valid attestation of something else, not a signature
+                covered = [d for d in (digest, *sorted(aliases)) if statement.covers(d)]
+                named = covered[0] if covered else _first_digest(statement)
+                signed_at = _subject_time(statement)
+        except SealgateError as e:
+            found.problems.append(
+                f"{claim.origin}: signature by '{signer.name}' is malformed: {e.message}"
+            )
+            continue
+        if named != digest and named not in aliases:
+            found.problems.append(
+                f"signature by '{signer.name}' names {named[:19]}…, not {digest[:19]}…"
+            )
+            continue
+        if now is not None and signed_at is not None and signed_at > now + CLOCK_SKEW:
+            found.problems.append(
+                f"signature by '{signer.name}' is dated {signed_at:%Y-%m-%d %H:%M} UTC, in the "
+                "future; it does not count (check the signer's clock)"
+            )
+            continue
+        found.valid.append(Valid(signer, signed_at, claim.origin))
+    return found
+
+
+def _first_digest(statement: provenance.Statement) -> str:
+    for subject in statement.subjects:
+        if "sha256" in subject.digest:
+            return "sha256:" + subject.digest["sha256"]
+    return "(no sha256 subject)"
+
+
+def _subject_time(statement: provenance.Statement) -> datetime | None:
+    """cosign v3 carries ``-a`` annotations, and our signing time, in the subject annotations."""
+    try:
+        subjects = json.loads(statement.raw or b"{}").get("subject", [])
+        value = subjects[0].get("annotations", {}).get(signatures.TIMESTAMP_KEY)
+    except (ValueError, AttributeError, IndexError, TypeError, RecursionError):
+        return None
+    return signatures.timestamp_value(value)
+
+
+def _check_attestations(run: _Run) -> tuple[list[str], str | None]:
+    """Predicate types verified for this image, and why a required one is missing (or None)."""
+    statements: list[tuple[provenance.Statement, str]] = []
+    for claim in run.facts.evidence.attestations:
+        signer, payload = _verify_claim(claim, run.policy)
+        if signer is None or payload is None or signer.name not in run.rule.signers:
+            continue
+        try:
+            statement = provenance.Statement.parse(payload)
+        except SealgateError:
+            continue
+        covered = [d for d in sorted(run.digests) if statement.covers(d)]
+        if covered:
+            statements.append((statement, covered[0]))
+    types = sorted({s.predicate_type for s, _ in statements})
+    for check in run.rule.attestations:
+        reasons = [provenance.check_attestation(s, d, check) for s, d in statements]
+        if not any(r is None for r in reasons):
+            why = next(
+                (r for r in reasons if r), f"no signed {check.predicate_type} attestation found"
+            )
+            return types, f"required attestation missing: {why}"
+    return types, None
+
+
+def _best(valid: Sequence[Valid]) -> Valid | None:
+    if not valid:
+        return None
+    return max(valid, key=lambda v: (v.signer.level, v.signed_at.timestamp() if v.signed_at else 0))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _days(age: timedelta) -> str:
+    if age % timedelta(days=1) == timedelta(0):
+        return _count(age.days, "day")
+    return str(age)

@@ -1,0 +1,259 @@
+"""Signature stores: every place that can hold a signature, revocation or attestation.
+
+A store offers, for one place (repository and digest), a list of independent
+reads; the gatherer runs them all, concurrently, and none of them waits on
+another. Malformed data becomes a claim with a ``problem``, never an
+exception; only "could not read" raises (and makes the image ERROR).
+
+Stores: the registry (cosign ``.sig`` and ``.att`` tags, OCI 1.1 referrers
+by API or tag schema) and the embedded ledger.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from gate import signatures
+from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
+from gate.keys import PublicKey
+from gate.ledger import Entry, Ledger
+from gate.refs import Repository
+from gate.registry import RegistryClient
+from gate.signatures import SignatureLayer
+from gate.verify._evidence import Claim, ClaimKind, Evidence, Place, dsse_claim
+
+REVOCATION_MEDIA_TYPE = signatures.DSSE_MEDIA_TYPE
+PREDICATE_ANNOTATION = "predicateType"
+MAX_SIGNATURE_BLOB = 1 << 20
+"""No signature, bundle or statement a real signer writes is larger."""
+
+Read = Callable[[], Evidence]
+
+
+class SignatureStore(ABC):
+    """A place that may hold signatures, attestations and revocations for a digest."""
+
+    name: str = "store"
+
+    @abstractmethod
+    def reads(self, place: Place, *, attestations: bool) -> list[Read]:
+        """Independent reads that together cover everything this store holds for ``place``."""
+
+
+@dataclass
+class RegistryStore(SignatureStore):
+    """cosign's layouts and OCI referrers in the image's own repository."""
+
+    client: RegistryClient
+    name: str = "registry"
+
+    def reads(self, place: Place, *, attestations: bool) -> list[Read]:
+        repo, digest = place
+        if repo is None:
+            return []
+        found: list[Read] = [
+            lambda: self.signature_tag(repo, digest),
+            lambda: self.referrers(repo, digest),
+        ]
+        if attestations:
+            found.append(lambda: self.attestation_tag(repo, digest))
+        return found
+
+    def signature_tag(self, repo: Repository, digest: str) -> Evidence:
+        """cosign's ``sha256-<hex>.sig``: signature layers, and revocations as DSSE layers."""
+        tag = signatures.attachment_tag(digest, "sig")
+        origin = f"{repo}:{tag}"
+        claims: list[Claim] = []
+        revocations: list[Claim] = []
+        for layer, blob in self._fetch_layers(repo, tag):
+            if isinstance(blob, Claim) or layer is None:
+                claims.append(
+                    blob if isinstance(blob, Claim) else Claim(origin, ClaimKind.SIMPLE_SIGNING)
+                )
+            elif layer.is_signature:
+                try:
+                    claims.append(
+                        Claim(
+                            origin,
+                            ClaimKind.SIMPLE_SIGNING,
+                            payload=blob,
+                            signed=blob,
+                            signatures=(layer.signature(),),
+                        )
+                    )
+                except SealgateError as e:
+                    claims.append(Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=e.message))
+            elif layer.media_type == REVOCATION_MEDIA_TYPE:
+                revocations.append(dsse_claim(origin, blob))
+        return Evidence(
+            signatures=tuple(claims), revocations=tuple(revocations), looked_in=(origin,)
+        )
+
+    def referrers(self, repo: Repository, digest: str) -> Evidence:
+        """cosign v3 bundles and revocations attached as OCI 1.1 referrers."""
+        claims: list[Claim] = []
+        revocations: list[Claim] = []
+        for descriptor in self.client.referrers(repo, digest):
+            origin = f"referrer {descriptor.digest[:19]}"
+            if descriptor.artifact_type in signatures.BUNDLE_MEDIA_TYPES:
+                for blob in self._referrer_blobs(repo, descriptor.digest, origin):
+                    claims.append(blob if isinstance(blob, Claim) else _bundle_claim(origin, blob))
+            elif descriptor.artifact_type == REVOCATION_MEDIA_TYPE:
+                origin = f"revocation {origin}"
+                for blob in self._referrer_blobs(repo, descriptor.digest, origin):
+                    revocations.append(
+                        blob if isinstance(blob, Claim) else dsse_claim(origin, blob)
+                    )
+        return Evidence(
+            signatures=tuple(claims),
+            revocations=tuple(revocations),
+            looked_in=(f"{repo} referrers of {digest[:19]}",),
+        )
+
+    def attestation_tag(self, repo: Repository, digest: str) -> Evidence:
+        """cosign attestations at ``sha256-<hex>.att``: each layer blob is a DSSE envelope."""
+        tag = signatures.attachment_tag(digest, "att")
+        found = []
+        for layer, blob in self._fetch_layers(repo, tag):
+            if isinstance(blob, Claim):
+                found.append(blob)
+            elif layer is not None and layer.media_type == signatures.DSSE_MEDIA_TYPE:
+                found.append(dsse_claim(f"{repo}:{tag}", blob))
+        return Evidence(attestations=tuple(found), looked_in=(f"{repo}:{tag}",))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _fetch_layers(
+        self, repo: Repository, tag: str
+    ) -> Iterable[tuple[SignatureLayer | None, bytes | Claim]]:
+        """Yield each layer with its verified blob, or a problem claim when the data is bad."""
+        origin = f"{repo}:{tag}"
+        manifest = self.client.find_manifest(repo, tag)
+        if manifest is None:
+            return
+        try:
+            layers = signatures.parse_signature_manifest(manifest.json())
+        except SealgateError as e:
+            problem = Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=f"{origin}: {e.message}")
+            yield None, problem
+            return
+        for layer in layers:
+            if not layer.is_signature and layer.media_type != signatures.DSSE_MEDIA_TYPE:
+                continue  # other attachments never count (vector dir-img-cosign-other-attachment)
+            yield (
+                layer,
+                self._blob(repo, layer.digest, layer.size, origin, ClaimKind.SIMPLE_SIGNING),
+            )
+
+    def _referrer_blobs(self, repo: Repository, digest: str, origin: str) -> list[bytes | Claim]:
+        manifest = self.client.get_manifest(repo, digest)
+        try:
+            layers = [signatures.parse_layer(layer) for layer in _layer_list(manifest.json())]
+        except SealgateError as e:
+            return [Claim(origin, ClaimKind.DSSE, problem=f"{origin}: {e.message}")]
+        return [
+            self._blob(repo, layer.digest, layer.size, origin, ClaimKind.DSSE) for layer in layers
+        ]
+
+    def _blob(
+        self, repo: Repository, digest: str, size: int, origin: str, kind: ClaimKind
+    ) -> bytes | Claim:
+        try:
+            return self.client.get_blob(repo, digest, max_bytes=min(size, MAX_SIGNATURE_BLOB))
+        except (DigestMismatchError, OversizedError) as e:
+            return Claim(origin, kind, problem=f"{origin}: {e.message}")
+        except NotFoundError:
+            return Claim(origin, kind, problem=f"{origin}: layer blob {digest[:19]} is missing")
+
+
+def _layer_list(document: dict[str, object]) -> list[object]:
+    layers = document.get("layers")
+    if layers is None:
+        return []
+    if not isinstance(layers, list):
+        raise signatures.SignatureFormatError("referrer manifest has a 'layers' that is not a list")
+    return layers
+
+
+def _bundle_claim(origin: str, blob: bytes) -> Claim:
+    try:
+        bundle = signatures.parse_bundle(blob)
+    except SealgateError as e:
+        return Claim(origin, ClaimKind.DSSE, problem=f"{origin}: {e.message}")
+    if bundle.envelope is None:
+        return Claim(
+            origin,
+            ClaimKind.DSSE,
+            problem=f"{origin}: bundle signs a message, not an image statement",
+        )
+    return dsse_claim(origin, bundle.envelope)
+
+
+@dataclass
+class LedgerStore(SignatureStore):
+    """The embedded ledger: statements keyed by digest, behind a signed checkpoint.
+
+    The head of the log is checked once per run (``Ledger.verify_head``) before
+    any entry is believed; a tampered ledger makes every lookup an ERROR.
+    """
+
+    ledger: Ledger
+    trusted_writers: Sequence[PublicKey] | None = None
+    name: str = "ledger"
+    _checked: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reads(self, place: Place, *, attestations: bool) -> list[Read]:
+        repo, digest = place
+        if repo is not None:
+            return []  # keyed by digest alone: subjects list (None, digest) for the ledger
+        return [lambda: self.lookup(digest, attestations=attestations)]
+
+    def _check(self) -> None:
+        with self._lock:
+            if not self._checked:
+                self.ledger.verify_head(self.trusted_writers)
+                self._checked = True
+
+    def lookup(self, digest: str, *, attestations: bool) -> Evidence:
+        """Every entry for ``digest``: signatures, revocations and (if asked) attestations."""
+        self._check()
+        sigs, revocations, atts = [], [], []
+        for entry in self.ledger.entries_for(digest):
+            origin = f"ledger entry {entry.index}"
+            if entry.kind == "sign":
+                sigs.append(
+                    Claim(
+                        origin,
+                        ClaimKind.SIMPLE_SIGNING,
+                        entry.payload,
+                        entry.payload,
+                        (entry.signature,),
+                        public_key=entry.public_key,
+                    )
+                )
+            elif entry.kind in ("untrust", "unsupport"):
+                revocations.append(_statement(origin, entry))
+            elif entry.kind == "attest" and attestations:
+                atts.append(_statement(origin, entry))
+        return Evidence(
+            signatures=tuple(sigs),
+            revocations=tuple(revocations),
+            attestations=tuple(atts),
+            looked_in=(str(self.ledger.path),),
+        )
+
+
+def _statement(origin: str, entry: Entry) -> Claim:
+    return Claim(
+        origin,
+        ClaimKind.STATEMENT,
+        entry.payload,
+        entry.payload,
+        (entry.signature,),
+        public_key=entry.public_key,
+        payload_type=entry.payload_type,
+    )
