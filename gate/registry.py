@@ -122,6 +122,8 @@ class RegistryClient:
         )
         self._index_locks: dict[tuple[Repository, str], threading.Lock] = {}
         self._lock = threading.Lock()
+        self._no_referrers_api: set[str] = set()
+        """Registries that answered 404 to the referrers API: go straight to the tag schema."""
 
     @property
     def requests_made(self) -> int:
@@ -295,6 +297,8 @@ class RegistryClient:
         an ignored ``artifactType`` filter (no OCI-Filters-Applied) is applied here.
         """
         parse_digest(digest)
+        if repo.registry in self._no_referrers_api:
+            return self._referrers_from_tag(repo, digest, artifact_type)
         url: str | None = f"referrers/{digest}"
         if artifact_type is not None:
             url = f"{url}?{urlencode({'artifactType': artifact_type})}"
@@ -305,7 +309,11 @@ class RegistryClient:
             seen.add(url)
             response = self._request(repo, "GET", url, headers={"Accept": OCI_INDEX})
             if response.status_code == 404 and not found:
+                # NOTE: distribution-spec: a registry with the API answers 200 even when there
+                # are no referrers, so a 404 means "no API" for the whole registry.
                 drain(response)
+                with self._lock:
+                    self._no_referrers_api.add(repo.registry)
                 return self._referrers_from_tag(repo, digest, artifact_type)
             if response.status_code != 200:
                 raise self._fail(response, repo, f"referrers of {digest}")
