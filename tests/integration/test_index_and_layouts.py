@@ -96,3 +96,45 @@ def test_oci_layout_digest_matches_the_registry_after_skopeo_copy(
 @pytest.fixture(autouse=True)
 def _ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEALGATE_LEDGER", str(tmp_path / "ledger.db"))
+
+
+def test_a_revoked_platform_fails_the_index(
+    registry: RegistryServer,
+    keypair: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SEALGATE_LEDGER", str(tmp_path / "ledger.db"))
+    index, children = push_random_index(registry, "sealgate/multi-revoked", "1.0")
+    assert main(["sign", str(index), "--key", keypair[0]]) == 0
+    revoked = f"{children[1].name}@{children[1].digest}"
+    assert main(["untrust", revoked, "--key", keypair[0], "--reason", "CVE-2026-9"]) == 0
+    capsys.readouterr()
+    code, result = verify(capsys, str(index), keypair[1])
+    assert (code, result["status"]) == (1, "UNTRUSTED")
+    assert "linux/arm64" in result["reason"] and "CVE-2026-9" in result["reason"]
+    statuses = {p["platform"]: p["status"] for p in result["platforms"]}
+    assert statuses == {"linux/amd64": "UNKNOWN", "linux/arm64": "UNTRUSTED"}
+
+
+def test_platforms_each_needs_every_platform_signed(
+    registry: RegistryServer,
+    keypair: tuple[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    index, _ = push_random_index(registry, "sealgate/multi-each", "1.0")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        f"version: 1\nsigners:\n  - {{name: ci, key: {keypair[1]}}}\n"
+        "rules:\n  - match: '**'\n    platforms: each\n"
+    )
+    assert main(["sign", str(index), "--key", keypair[0]]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(index), "--policy", str(policy), "-o", "json"]) == 1
+    result = json.loads(capsys.readouterr().out)[0]
+    assert result["status"] == "UNKNOWN" and "platform linux/" in result["reason"]
+    assert main(["sign", str(index), "--key", keypair[0], "--recursive"]) == 0
+    capsys.readouterr()
+    assert main(["verify", str(index), "--policy", str(policy), "-o", "json"]) == 0
