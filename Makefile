@@ -35,3 +35,4 @@ bench: install-test
 	$(PYTHON) bench/gate_bench.py
 	$(PYTHON) bench/watch_bench.py
 	$(PYTHON) bench/ledger_bench.py
+	$(PYTHON) bench/latency_bench.py

@@ -54,8 +54,16 @@ class Context:
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     ledger_path: str | None = None
     """None means ``$SEALGATE_LEDGER``, else the file in the user's data directory."""
+    workers: int = 32
+    """Verifications in flight at once (the registry pool is sized to match)."""
     _client: RegistryClient | None = None
     _ledger: Ledger | None = None
+
+    def close(self) -> None:
+        """Release the registry connections; the context can be used again afterwards."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     @property
     def client(self) -> RegistryClient:
@@ -189,9 +197,12 @@ def gate(
 
 def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Verifier:
     checks = [AttestationCheck(a) for a in attestations]
-    workers = int(os.environ.get("SEALGATE_WORKERS", "32"))
     return Verifier(
-        pol, client=ctx.client, stores=ctx.stores(pol), require_attestations=checks, workers=workers
+        pol,
+        client=ctx.client,
+        stores=ctx.stores(pol),
+        require_attestations=checks,
+        workers=ctx.workers,
     )
 
 

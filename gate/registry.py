@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 
+from gate import strict_json
 from gate.credentials import Credentials
 from gate.descriptors import (
     DOCKER_MANIFEST,
@@ -122,8 +123,9 @@ class RegistryClient:
         )
         self._index_locks: dict[tuple[Repository, str], threading.Lock] = {}
         self._lock = threading.Lock()
-        self._no_referrers_api: set[str] = set()
-        """Registries that answered 404 to the referrers API: go straight to the tag schema."""
+        self._referrers_api: dict[str, bool] = {}
+        """Per registry: whether it has the referrers API (a 404 says it has not)."""
+        self._probe_locks: dict[str, threading.Lock] = {}
 
     @property
     def requests_made(self) -> int:
@@ -265,23 +267,28 @@ class RegistryClient:
         check_digest(data, digest, what)
         return data
 
-    def list_tags(self, repo: Repository) -> list[str]:
-        """Every tag in ``repo``, following ``Link`` pagination."""
+    def list_tags(self, repo: Repository, *, max_pages: int = _MAX_PAGES) -> list[str]:
+        """Every tag in ``repo``, following ``Link`` pagination.
+
+        More than ``max_pages`` pages is an error (the caller asks another way).
+        """
         tags: list[str] = []
         url: str | None = "tags/list"
         seen: set[str] = set()
-        while url is not None and len(seen) < _MAX_PAGES:
+        while url is not None:
+            if len(seen) >= max_pages:
+                raise RegistryError(f"{repo} has more than {max_pages} pages of tags")
             seen.add(url)
             response = self._request(repo, "GET", url)
             if response.status_code != 200:
                 raise self._fail(response, repo, "tag list")
             body = self._read(response, self.max_manifest_bytes, f"the tag list of {repo}")
-            try:
-                page = json.loads(body).get("tags") or []
-            except (ValueError, AttributeError) as e:
+            document = strict_json.loads_object(body, f"the tag list of {repo}", RegistryError)
+            page = document.get("tags") or []
+            if not isinstance(page, list):
                 raise RegistryError(
-                    f"registry {repo.registry} sent a tag list for {repo} that is not JSON"
-                ) from e
+                    f"registry {repo.registry} sent a malformed tag list for {repo}"
+                )
             tags += [t for t in page if isinstance(t, str)]
             url = _next_link(response)
             if url in seen:
@@ -297,8 +304,26 @@ class RegistryClient:
         an ignored ``artifactType`` filter (no OCI-Filters-Applied) is applied here.
         """
         parse_digest(digest)
-        if repo.registry in self._no_referrers_api:
+        registry = repo.registry
+        if registry not in self._referrers_api:
+            # One caller per registry asks first; the others wait for its answer rather
+            # than each spending a request on the same question.
+            with self._lock:
+                probe = self._probe_locks.setdefault(registry, threading.Lock())
+            with probe:
+                if registry not in self._referrers_api:
+                    return self._referrers_api_call(repo, digest, artifact_type)
+        if not self._referrers_api[registry]:
             return self._referrers_from_tag(repo, digest, artifact_type)
+        return self._referrers_api_call(repo, digest, artifact_type)
+
+    def lacks_referrers_api(self, registry: str) -> bool:
+        """True once ``registry`` has answered 404 to the referrers API."""
+        return self._referrers_api.get(registry) is False
+
+    def _referrers_api_call(
+        self, repo: Repository, digest: str, artifact_type: str | None
+    ) -> list[Descriptor]:
         url: str | None = f"referrers/{digest}"
         if artifact_type is not None:
             url = f"{url}?{urlencode({'artifactType': artifact_type})}"
@@ -312,11 +337,11 @@ class RegistryClient:
                 # NOTE: distribution-spec: a registry with the API answers 200 even when there
                 # are no referrers, so a 404 means "no API" for the whole registry.
                 drain(response)
-                with self._lock:
-                    self._no_referrers_api.add(repo.registry)
+                self._referrers_api[repo.registry] = False
                 return self._referrers_from_tag(repo, digest, artifact_type)
             if response.status_code != 200:
                 raise self._fail(response, repo, f"referrers of {digest}")
+            self._referrers_api[repo.registry] = True
             body = self._read(
                 response, self.max_manifest_bytes, f"the referrers of {digest} in {repo}"
             )

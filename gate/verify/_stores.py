@@ -21,12 +21,14 @@ from gate.errors import DigestMismatchError, NotFoundError, OversizedError, Seal
 from gate.keys import PublicKey
 from gate.ledger import Entry, Ledger
 from gate.refs import Repository
-from gate.registry import RegistryClient
+from gate.registry import RegistryClient, referrers_tag
 from gate.signatures import SignatureLayer
 from gate.verify._evidence import Claim, ClaimKind, Evidence, Place, dsse_claim
 
 REVOCATION_MEDIA_TYPE = signatures.DSSE_MEDIA_TYPE
 PREDICATE_ANNOTATION = "predicateType"
+MAX_TAG_PAGES = 4
+"""A repository whose tags take more pages is asked per digest instead."""
 MAX_SIGNATURE_BLOB = 1 << 20
 """No signature, bundle or statement a real signer writes is larger."""
 
@@ -45,10 +47,19 @@ class SignatureStore(ABC):
 
 @dataclass
 class RegistryStore(SignatureStore):
-    """cosign's layouts and OCI referrers in the image's own repository."""
+    """cosign's layouts and OCI referrers in the image's own repository.
+
+    On a registry without the referrers API, the tag-schema index of each
+    digest is a tag (``sha256-<hex>``). Rather than one request per digest to
+    learn that most have none, the repository's tag list is read once per store
+    (one store serves one verification run) and only existing tags are fetched.
+    """
 
     client: RegistryClient
     name: str = "registry"
+    _tags: dict[Repository, frozenset[str] | None] = field(default_factory=dict)
+    _tag_locks: dict[Repository, threading.Lock] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reads(self, place: Place, *, attestations: bool) -> list[Read]:
         repo, digest = place
@@ -96,6 +107,11 @@ class RegistryStore(SignatureStore):
         """cosign v3 bundles and revocations attached as OCI 1.1 referrers."""
         claims: list[Claim] = []
         revocations: list[Claim] = []
+        looked_in = (f"{repo} referrers of {digest[:19]}",)
+        if self.client.lacks_referrers_api(repo.registry):
+            tags = self._tag_list(repo)
+            if tags is not None and referrers_tag(digest) not in tags:
+                return Evidence(looked_in=looked_in)
         for descriptor in self.client.referrers(repo, digest):
             origin = f"referrer {descriptor.digest[:19]}"
             if descriptor.artifact_type in signatures.BUNDLE_MEDIA_TYPES:
@@ -108,10 +124,22 @@ class RegistryStore(SignatureStore):
                         blob if isinstance(blob, Claim) else dsse_claim(origin, blob)
                     )
         return Evidence(
-            signatures=tuple(claims),
-            revocations=tuple(revocations),
-            looked_in=(f"{repo} referrers of {digest[:19]}",),
+            signatures=tuple(claims), revocations=tuple(revocations), looked_in=looked_in
         )
+
+    def _tag_list(self, repo: Repository) -> frozenset[str] | None:
+        """The repository's tags, read once per store; None when they cannot be listed."""
+        with self._lock:
+            lock = self._tag_locks.setdefault(repo, threading.Lock())
+        with lock:
+            if repo not in self._tags:
+                try:
+                    self._tags[repo] = frozenset(
+                        self.client.list_tags(repo, max_pages=MAX_TAG_PAGES)
+                    )
+                except SealgateError:
+                    self._tags[repo] = None  # ask per digest instead
+            return self._tags[repo]
 
     def attestation_tag(self, repo: Repository, digest: str) -> Evidence:
         """cosign attestations at ``sha256-<hex>.att``: each layer blob is a DSSE envelope."""

@@ -66,12 +66,13 @@ def registry_subject(ref: Reference, client: RegistryClient, *, check_drift: boo
     """Resolve a reference to its manifest; with ``check_drift``, also what its tag says now."""
     tag_digest = None
     if ref.digest is not None and ref.tag is not None and check_drift:
-        current = client.get_manifest(ref.repository, ref.tag)
-        tag_digest = current.digest
-        if current.digest != ref.digest:
+        manifest = client.get_manifest(ref.repository, ref.tag)
+        tag_digest = manifest.digest
+        if manifest.digest != ref.digest:
             # Drift settles it (UNTRUSTED); nothing more is read for a digest the tag left.
             return Subject(str(ref), ref.digest, (ref,), (), tag_digest=tag_digest, reference=ref)
-    manifest = client.get_manifest(ref.repository, ref.identifier)
+    else:
+        manifest = client.get_manifest(ref.repository, ref.identifier)
     repo = ref.repository
     config, size, platforms = _manifest_facts(manifest, repo)
     # The ledger is keyed by digest alone: the manifest's, and the config's (a local image ID).
