@@ -19,9 +19,11 @@ from action._outcome import Outcome
 from action._workflow import PlainRunner
 from gate import __version__, attest, commands, keys
 from gate.notify._status import State
-from gate.report import OutputFormat, ReportContext, render, summary_line, write_all
+from gate.policy import Policy
+from gate.report import OutputFormat, ReportContext, render, summary_line
 from gate.report._markdown import code, md
-from gate.result import Result, exit_code, fails
+from gate.result import Result, fails
+from gate.usecase import Checked, Checker, Reporting
 
 
 def run(inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner) -> Outcome:
@@ -135,14 +137,31 @@ def _provenance(
     ]
 
 
+def _checker(
+    inputs: _env.Inputs, env: Mapping[str, str], ctx: commands.Context, pol: Policy
+) -> Checker:
+    """The same use case the CLI runs; the Action always keeps reports for the artifacts."""
+    reporting = Reporting(
+        directory=Path(inputs.report_dir),
+        signing_key=_key(inputs, env) if inputs.key and inputs.command == "gate" else None,
+        fail_on=inputs.fail_on,
+        context=ReportContext(
+            policy=inputs.policy, run_url=_run_url(env), source_url=_source_url(env)
+        ),
+        env=env,
+    )
+    return Checker(ctx, pol, reporting)
+
+
 def _verify(
     inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner, ctx: commands.Context
 ) -> Outcome:
     pol = commands.load_policy(inputs.policy, inputs.public_keys)
+    checker = _checker(inputs, env, ctx, pol)
     with runner.group(f"Verifying {len(inputs.images)} image(s)"):
-        results = commands.verify(ctx, inputs.images, pol, attestations=inputs.attestations)
-        _log_results(results, runner)
-    return _judged(results, inputs, env, runner)
+        checked = checker.verify(inputs.images, attestations=inputs.attestations)
+        _log_results(checked.results, runner)
+    return _judged(checked, runner)
 
 
 def _gate(
@@ -151,36 +170,28 @@ def _gate(
     from gate import policy
 
     assert inputs.policy is not None
-    pol = policy.load(inputs.policy)
-    key = _key(inputs, env) if inputs.key else None  # signs the VSA when given
+    checker = _checker(inputs, env, ctx, policy.load(inputs.policy))
     with runner.group(f"Checking images in {len(inputs.manifests)} manifest path(s)"):
-        gate_run = commands.gate(ctx, inputs.manifests, pol)
-        _log_results(gate_run.results, runner)
-    for finding in gate_run.skipped:
+        checked = checker.gate(inputs.manifests)
+        _log_results(checked.results, runner)
+    for finding in checked.skipped:
         runner.warning(
             f"skipped {finding.text}: {finding.problem}",
             file=_relative(finding.location.file),
             line=finding.location.line,
             title="Sealgate: not checked",
         )
-    outcome = _judged(gate_run.results, inputs, env, runner)
-    summary = attest.verification_report(
-        gate_run.results,
-        pol,
-        Path(inputs.report_dir),
-        key=key,
-        fail_on=inputs.fail_on,
-        env=env,
-        paths=inputs.manifests,
-    )
+    outcome = _judged(checked, runner)
+    summary = checked.summary
     if summary is not None:
         path = str(Path(inputs.report_dir) / summary.path.name)
         outcome.outputs["vsa-path"] = path
+        key = checker.reporting.signing_key
         how = f"signed by `{key.public_key.short_id}`" if key else "unsigned: no key given"
         verdict = "PASSED" if summary.passed else "FAILED"
         outcome.markdown += f"\nVerification summary (SLSA VSA, {verdict}): {code(path)} ({how})\n"
-    if gate_run.skipped:
-        outcome.markdown += f"\n⚠️ {len(gate_run.skipped)} reference(s) could not be checked "
+    if checked.skipped:
+        outcome.markdown += f"\n⚠️ {len(checked.skipped)} reference(s) could not be checked "
         outcome.markdown += "(variables or build arguments); see the warnings in the log.\n"
     return outcome
 
@@ -216,20 +227,11 @@ def _pin_check(
     return Outcome(State.FAILURE, line, 1, f"### {line}\n\n{table}{hint}")
 
 
-def _judged(
-    results: Sequence[Result], inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner
-) -> Outcome:
-    """Reports, annotations and the verdict shared by ``verify`` and ``gate``."""
-    report_ctx = ReportContext(
-        command=inputs.command,
-        policy=inputs.policy,
-        run_url=_run_url(env),
-        fail_on=inputs.fail_on,
-        source_url=_source_url(env),
-    )
-    write_all(results, Path(inputs.report_dir), report_ctx)
+def _judged(checked: Checked, runner: PlainRunner) -> Outcome:
+    """Annotations and the verdict shared by ``verify`` and ``gate`` (reports are written)."""
+    results, report_ctx = checked.results, checked.report
     for result in results:
-        if not fails(result.status, inputs.fail_on, unsupported_denied=result.unsupported_denied):
+        if not fails(result.status, checked.fail_on, unsupported_denied=result.unsupported_denied):
             continue
         message = f"{result.image}: {result.reason}"
         title = f"Sealgate: {result.status.value}"
@@ -238,17 +240,16 @@ def _judged(
                 runner.error(message, title=title)
             else:
                 runner.error(message, file=_relative(place.file), line=place.line, title=title)
-    code_ = exit_code(results, inputs.fail_on)
+    code_ = checked.exit_code
     state = State.SUCCESS if code_ == 0 else State.ERROR if code_ == 3 else State.FAILURE
     digests = {r.image: r.digest for r in results if r.digest}
-    outcome = Outcome(
+    return Outcome(
         state,
         summary_line(results, report_ctx),
         code_,
         render(results, OutputFormat.MARKDOWN, report_ctx),
         {"digests": json.dumps(digests, sort_keys=True)},
     )
-    return outcome
 
 
 def _log_results(results: Sequence[Result], runner: PlainRunner) -> None:

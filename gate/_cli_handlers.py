@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from gate import commands
     from gate.keys import PublicKey
     from gate.ledger import Ledger
+    from gate.policy import Policy
     from gate.result import Result
+    from gate.usecase import Checker
 
 log = logging.getLogger("sealgate")
 
@@ -62,7 +64,7 @@ def _context(args: argparse.Namespace) -> commands.Context:
     options = commands.RegistryOptions(
         tuple(args.insecure_registry), args.ca_bundle, args.registry_username, password
     )
-    return commands.Context(options)
+    return commands.Context(options, ledger_path=args.ledger)
 
 
 def _parse_annotations(items: Sequence[str]) -> dict[str, str]:
@@ -126,27 +128,39 @@ def _emit(results: Sequence[Result], args: argparse.Namespace, command: str) -> 
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
+def _checker(args: argparse.Namespace, pol: Policy, signing_key: str | None = None) -> Checker:
+    """The use case both ``verify`` and ``gate`` run, configured from the flags once."""
+    from gate import keys
+    from gate.report import ReportContext
+    from gate.result import FailOn
+    from gate.usecase import Checker, Reporting
+
+    directory = getattr(args, "report_dir", None)
+    reporting = Reporting(
+        directory=Path(directory) if directory else None,
+        signing_key=keys.load_private_key(signing_key) if signing_key else None,  # before work
+        fail_on=FailOn(getattr(args, "fail_on", FailOn.UNKNOWN.value)),
+        context=ReportContext(tool_version=__version__, policy=getattr(args, "policy", None)),
+    )
+    return Checker(_context(args), pol, reporting)
+
+
 def verify(args: argparse.Namespace) -> int:
     from gate import commands
-    from gate.result import exit_code
 
     pol = commands.load_policy(args.policy, args.key)
-    results = commands.verify(_context(args), args.images, pol, attestations=args.attestation)
-    _emit(results, args, "verify")
-    return exit_code(results)
+    checked = _checker(args, pol).verify(args.images, attestations=args.attestation)
+    _emit(checked.results, args, "verify")
+    return checked.exit_code
 
 
 def gate(args: argparse.Namespace) -> int:
-    from gate import commands, keys, policy
-    from gate.result import FailOn, exit_code
+    from gate import policy
 
     pol = policy.load(args.policy)
-    # A bad key fails before any work.
-    signer = keys.load_private_key(args.key) if args.key else None
-    run = commands.gate(
-        _context(args), args.paths, pol, stdin=sys.stdin, allow_empty=args.allow_empty
-    )
-    for finding in run.skipped:
+    checker = _checker(args, pol, signing_key=args.key)
+    checked = checker.gate(args.paths, stdin=sys.stdin, allow_empty=args.allow_empty)
+    for finding in checked.skipped:
         log.warning(
             "%s:%s: skipped %s: %s",
             finding.location.file,
@@ -154,44 +168,17 @@ def gate(args: argparse.Namespace) -> int:
             finding.text,
             finding.problem,
         )
-    if not run.results:
+    if not checked.results:
         print("No images found; nothing to check (--allow-empty).")
         return 0
-    if args.report_dir:
-        from gate.report import ReportContext, write_all
-
-        write_all(
-            run.results,
-            Path(args.report_dir),
-            ReportContext(
-                command="gate",
-                tool_version=__version__,
-                policy=args.policy,
-                fail_on=FailOn(args.fail_on),
-            ),
+    if checked.summary is not None:
+        log.info(
+            "wrote the %s verification summary %s",
+            "signed" if checked.summary.signed else "unsigned",
+            checked.summary.path,
         )
-        from gate import attest
-
-        summary = attest.verification_report(
-            run.results,
-            pol,
-            Path(args.report_dir),
-            key=signer,
-            fail_on=FailOn(args.fail_on),
-            paths=args.paths,
-        )
-        if summary is not None:
-            log.info(
-                "wrote the %s verification summary %s",
-                "signed" if summary.signed else "unsigned",
-                summary.path,
-            )
-    elif args.key:
-        raise UsageError(
-            "--key signs the verification summary in --report-dir; give --report-dir too"
-        )
-    _emit(run.results, args, "gate")
-    return exit_code(run.results, FailOn(args.fail_on))
+    _emit(checked.results, args, "gate")
+    return checked.exit_code
 
 
 def revoke(args: argparse.Namespace) -> int:
@@ -207,10 +194,10 @@ def revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_ledger(create: bool = False) -> Ledger:
+def _open_ledger(args: argparse.Namespace, create: bool = False) -> Ledger:
     from gate import commands
 
-    ledger = commands.Context(ledger_path=os.environ.get("SEALGATE_LEDGER")).ledger(create=create)
+    ledger = commands.Context(ledger_path=args.ledger).ledger(create=create)
     if ledger is None:
         from gate.ledger import default_path
 
@@ -229,7 +216,7 @@ def _writer_keys(args: argparse.Namespace) -> list[PublicKey] | None:
 
 def ledger_verify(args: argparse.Namespace) -> int:
     trusted = _writer_keys(args)
-    with _open_ledger() as ledger:
+    with _open_ledger(args) as ledger:
         report = ledger.verify(trusted)
     print(
         f"{ledger.path}: OK: {report.entries} entries, {report.checkpoints} checkpoints, "
@@ -244,7 +231,7 @@ def ledger_proof(args: argparse.Namespace) -> int:
 
     from gate import refs
 
-    with _open_ledger() as ledger:
+    with _open_ledger(args) as ledger:
         proof = ledger.inclusion_proof(refs.parse_digest(args.digest))
     print(json.dumps(proof, indent=2))
     return 0
@@ -278,7 +265,7 @@ def ledger_check_proof(args: argparse.Namespace) -> int:
 
 
 def ledger_export(args: argparse.Namespace) -> int:
-    with _open_ledger() as ledger:
+    with _open_ledger(args) as ledger:
         count = ledger.export(args.file)
     print(f"Exported {count} entries to {args.file}")
     return 0
@@ -286,7 +273,7 @@ def ledger_export(args: argparse.Namespace) -> int:
 
 def ledger_import(args: argparse.Namespace) -> int:
     trusted = _writer_keys(args)
-    with _open_ledger(create=True) as ledger:
+    with _open_ledger(args, create=True) as ledger:
         count = ledger.import_(args.file, trusted_keys=trusted)
     print(f"Imported {count} new entries from {args.file}")
     return 0

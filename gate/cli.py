@@ -284,8 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="sealgate: %(message)s",
         stream=sys.stderr,
     )
-    if args.ledger:
-        os.environ["SEALGATE_LEDGER"] = args.ledger
     try:
         return int(args.handler(args))
     except SealgateError as e:

@@ -9,7 +9,6 @@ registry part needs a registry (``--registry HOST`` or the Debian
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import socket
@@ -109,7 +108,6 @@ def run_demo(registry: str | None = None) -> int:
     client = docker.from_env()
     with tempfile.TemporaryDirectory(prefix="sealgate-demo-") as name:
         work = Path(name)
-        os.environ["SEALGATE_LEDGER"] = str(work / "ledger.db")
         key = keys.generate()
         _private, public = keys.write_key_pair(str(work / "demo"), key, None)
         print(
@@ -136,7 +134,7 @@ def _story(
     public: str,
     registry: str | None,
 ) -> int:
-    ctx = commands.Context()
+    ctx = commands.Context(ledger_path=str(work / "ledger.db"))
     pol = policy.from_keys([key.public_key])
 
     say("1. Sign a local image into the embedded ledger (no registry needed)")
