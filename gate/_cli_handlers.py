@@ -207,15 +207,22 @@ def revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_ledger(create: bool = False) -> Ledger:
+def _ledger_context() -> commands.Context:
     from gate import commands
 
-    ledger = commands.Context(ledger_path=os.environ.get("SEALGATE_LEDGER")).ledger(create=create)
-    if ledger is None:
-        from gate.ledger import default_path
+    return commands.Context(ledger_path=os.environ.get("SEALGATE_LEDGER"))
 
+
+def _open_ledger(create: bool = False) -> Ledger:
+    ctx = _ledger_context()
+    ledger = ctx.ledger(create=create)
+    if ledger is None:
+        witness = ctx.witness()
+        gone = witness.missing()
+        if gone is not None:
+            raise gone
         raise UsageError(
-            f"there is no ledger at {default_path()}; sign something first or pass --ledger PATH"
+            f"there is no ledger at {witness.ledger}; sign something first or pass --ledger PATH"
         )
     return ledger
 
@@ -231,11 +238,15 @@ def ledger_verify(args: argparse.Namespace) -> int:
     trusted = _writer_keys(args)
     with _open_ledger() as ledger:
         report = ledger.verify(trusted)
+        witness = ledger.witness
+        seen = witness.load() if witness is not None else None
     print(
         f"{ledger.path}: OK: {report.entries} entries, {report.checkpoints} checkpoints, "
         f"root {report.root}"
     )
     print(f"checkpoint writers: {', '.join(k[:16] for k in report.writers) or 'none'}")
+    if witness is not None and seen is not None:
+        print(f"witness: extends the {seen.size} entries witnessed in {witness.path}")
     return 0
 
 
@@ -292,18 +303,85 @@ def ledger_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def ledger_witness_export(args: argparse.Namespace) -> int:
+    """Bring the witness up to date with the ledger (if it is there), then copy it out."""
+    import json
+
+    from gate.ledger._witness import to_document, write_atomically
+
+    ctx = _ledger_context()
+    witness = ctx.witness()
+    ledger = ctx.ledger(create=False)
+    if ledger is not None:
+        with ledger:
+            ledger.verify_head()
+    seen = witness.load()
+    if seen is None:
+        raise UsageError(
+            f"the ledger {witness.ledger} has no witness in {witness.path.parent} yet",
+            hint="append to the ledger or run `sealgate ledger verify` first",
+        )
+    try:
+        write_atomically(Path(args.file), json.dumps(to_document(seen, witness.ledger), indent=2))
+    except OSError as e:
+        raise UsageError(f"cannot write {args.file}: {e.strerror or e}") from e
+    print(f"Exported the witness of {seen.size} entries of {witness.ledger} to {args.file}")
+    return 0
+
+
+def ledger_witness_import(args: argparse.Namespace) -> int:
+    """Hold this ledger to a witness from elsewhere; refuse one the ledger does not extend."""
+    from contextlib import suppress
+
+    from gate.errors import LedgerError
+    from gate.ledger import RollbackError
+    from gate.ledger._witness import parse_document, read_capped
+
+    trusted = _writer_keys(args)
+    try:
+        data = read_capped(Path(args.file))
+    except FileNotFoundError as e:
+        raise UsageError(f"the witness file {args.file} does not exist") from e
+    except OSError as e:
+        raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from e
+    imported = parse_document(data, args.file, trusted)
+    ctx = _ledger_context()
+    witness = ctx.witness()
+    ledger = ctx.ledger(create=False)
+    if ledger is not None:
+        with ledger:
+            ledger.check_extends_witness(
+                imported, args.file, "import a witness exported from this ledger, not another"
+            )
+            current = None
+            with suppress(LedgerError):
+                current = witness.load()
+            if current is not None and current.size > imported.size:
+                with suppress(RollbackError):
+                    ledger.check_extends_witness(current, witness.path.parent, "")
+                    print(
+                        f"Kept the witness in {witness.path}: it covers {current.size} entries, "
+                        f"which extend the {imported.size} in {args.file}"
+                    )
+                    return 0
+    witness.replace(imported)
+    print(
+        f"The ledger {witness.ledger} is now held to the {imported.size} entries "
+        f"witnessed in {args.file} (kept in {witness.path})"
+    )
+    return 0
+
+
 def watch(args: argparse.Namespace) -> int:
     import signal
     import threading
     from pathlib import Path
 
     from gate import commands
-    from gate.ledger import default_path
+    from gate.ledger import state_dir as default_state_dir
     from gate.watch import Enforcement, WatchOptions
 
-    state_dir = Path(
-        args.state_dir or os.environ.get("SEALGATE_STATE_DIR") or default_path().parent / "watch"
-    )
+    state_dir = Path(args.state_dir) if args.state_dir else default_state_dir()
     options = WatchOptions(
         interval=args.interval,
         cache_ttl=args.cache_ttl,
@@ -314,8 +392,10 @@ def watch(args: argparse.Namespace) -> int:
     )
     if not args.alert:
         args.alert = ["log:"]
+    ctx = _context(args)
+    ctx.state_dir = str(state_dir)  # the ledger's witness lives with the watchdog's state
     dog, server = commands.watchdog(
-        _context(args),
+        ctx,
         args.policy,
         args.key,
         alerts=args.alert,

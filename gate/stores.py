@@ -21,7 +21,7 @@ from typing import Any
 from gate import dsse, signatures
 from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
 from gate.keys import PublicKey
-from gate.ledger import Entry, Ledger
+from gate.ledger import Entry, Ledger, RollbackError
 from gate.refs import Repository
 from gate.registry import RegistryClient
 from gate.signatures import SignatureLayer
@@ -335,3 +335,21 @@ class LedgerStore(SignatureStore):
             public_key=entry.public_key,
             payload_type=entry.payload_type,
         )
+
+
+@dataclass
+class MissingLedgerStore(SignatureStore):
+    """A ledger file that is gone although its witness saw entries in it.
+
+    Its revocations may be what kept an image out, so every lookup is an
+    ERROR (``gone`` says what happened), never a quiet "no ledger here".
+    """
+
+    gone: RollbackError
+    name: str = "ledger"
+
+    def signatures(self, repo: Repository | None, digest: str) -> Evidence:
+        raise RollbackError(self.gone.message, hint=self.gone.hint)
+
+    def attestations(self, repo: Repository | None, digest: str) -> Evidence:
+        raise RollbackError(self.gone.message, hint=self.gone.hint)

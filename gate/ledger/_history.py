@@ -110,6 +110,12 @@ def check_writers(
     )
 
 
+def tree_of(leaves: Sequence[bytes]) -> tuple[int, bytes, merkle.NodeGetter]:
+    """Size, root and node getter of the tree over ``leaves``, as ``check_witnessed`` takes."""
+    get = merkle.getter(merkle.levels(leaves))
+    return len(leaves), merkle.CompactRange.at(len(leaves), get).root(), get
+
+
 def check_witnessed(
     path: Path,
     witnessed: Checkpoint,

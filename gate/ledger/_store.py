@@ -15,7 +15,14 @@ from gate import merkle
 from gate.errors import LedgerError, UsageError
 from gate.keys import PrivateKey, PublicKey
 from gate.ledger._export import read_export, write_export
-from gate.ledger._history import check_extends, check_head, check_witnessed, check_writers, replay
+from gate.ledger._history import (
+    check_extends,
+    check_head,
+    check_witnessed,
+    check_writers,
+    replay,
+    tree_of,
+)
 from gate.ledger._records import HINT, Checkpoint, Entry, SignedStatement, VerifyReport, format_time
 from gate.ledger._schema import (
     CHECKPOINT_SQL,
@@ -184,6 +191,12 @@ class Ledger:
     ) -> None:
         assert self.witness is not None
         check_witnessed(self.path, seen, self.witness.path.parent, tree, self.witness.hint)
+
+    def check_extends_witness(self, witnessed: Checkpoint, where: object, hint: str) -> None:
+        """RollbackError unless the entries extend ``witnessed`` (``witness import``)."""
+        with self._transaction() as db:
+            leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in self._entries(db)]
+        check_witnessed(self.path, witnessed, where, tree_of(leaves), hint)
 
     def _note(self, checkpoint: Checkpoint) -> None:
         """Record a checkpoint already shown to extend the witness (a no-op unless larger)."""
@@ -384,10 +397,7 @@ class Ledger:
         leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in entries]
         head = check_head(self.path, entries, checkpoints, trusted_keys, leaves)
         if seen is not None:
-            get = merkle.getter(merkle.levels(leaves))
-            self._check_witnessed(
-                seen, (len(leaves), merkle.CompactRange.at(len(leaves), get).root(), get)
-            )
+            self._check_witnessed(seen, tree_of(leaves))
         if head is not None:
             self._note(head)
         self._head = (key, head)
