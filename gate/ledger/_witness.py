@@ -148,8 +148,8 @@ class Witness:
         """
         try:
             data = read_capped(self.path)
-        except FileNotFoundError:
-            return None
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # nothing witnessed there (yet); writing it will say why, if it cannot
         except OSError as e:
             raise LedgerError(
                 f"cannot read the ledger witness {self.path}: {e.strerror or e}"
