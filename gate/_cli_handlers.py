@@ -296,8 +296,13 @@ def ledger_export(args: argparse.Namespace) -> int:
 
 
 def ledger_import(args: argparse.Namespace) -> int:
+    from gate.ledger import Ledger
+
     trusted = _writer_keys(args)
-    with _open_ledger(create=True) as ledger:
+    witness = _ledger_context().witness()
+    # Not Context.ledger(): importing is how a lost ledger is restored, so it may start a
+    # new file where the witness saw one; import_() holds what it brings to the witness.
+    with Ledger.open(witness.ledger, witness=witness) as ledger:
         count = ledger.import_(args.file, trusted_keys=trusted)
     print(f"Imported {count} new entries from {args.file}")
     return 0

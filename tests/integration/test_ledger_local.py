@@ -360,6 +360,8 @@ def test_replaced_or_deleted_ledger_makes_a_revoked_image_an_error(
     assert code == 0, err
     code, result = verify(capsys, str(ref), public)
     assert (code, result["status"]) == (1, "UNTRUSTED") and "CVE-2026-9" in result["reason"]
+    backup = ledger_env.with_name("backup.jsonl")
+    assert run(capsys, "ledger", "export", str(backup))[0] == 0
     ledger_env.unlink()
     if attack == "empty-file":
         ledger_env.write_bytes(b"")
@@ -371,6 +373,9 @@ def test_replaced_or_deleted_ledger_makes_a_revoked_image_an_error(
     assert code == 3 and said in err
     code, _out, err = run(capsys, "untrust", ref.digest, "--key", private, "--reason", "again")
     assert code == 3 and said in err  # appending does not start a new history over the old one
+    code, out, err = run(capsys, "ledger", "import", str(backup))  # the way back
+    assert code == 0 and "Imported 1 new entries" in out, err
+    assert verify(capsys, str(ref), public)[1]["status"] == "UNTRUSTED"
 
 
 def test_witness_export_and_import_across_two_state_dirs(
@@ -385,6 +390,7 @@ def test_witness_export_and_import_across_two_state_dirs(
     monkeypatch.setenv("SEALGATE_STATE_DIR", str(tmp_path / "state-a"))
     assert run(capsys, "sign", f"docker://{local_image}", "--key", private)[0] == 0
     assert run(capsys, "ledger", "export", str(tmp_path / "old.jsonl"))[0] == 0
+    assert run(capsys, "ledger", "witness", "export", str(tmp_path / "old-witness.json"))[0] == 0
     code, _, err = run(
         capsys, "untrust", f"docker://{local_image}", "--key", private, "--reason", "CVE-2026-8"
     )
@@ -404,6 +410,14 @@ def test_witness_export_and_import_across_two_state_dirs(
         capsys, *host, "ledger", "witness", "import", str(tmp_path / "witness.json")
     )
     assert code == 0 and "held to the 2 entries" in out, err
+    witness = str(tmp_path / "old-witness.json")
+    code, out, err = run(capsys, *host, "ledger", "witness", "import", witness)
+    assert code == 0 and "Kept the witness" in out and "covers 2 entries" in out, err
+    _, stranger = keys.write_key_pair(str(tmp_path / "stranger"), keys.generate(), None)
+    code, _, err = run(
+        capsys, *host, "ledger", "witness", "import", witness, "--key", str(stranger)
+    )
+    assert code == 3 and "not a trusted writer" in err
     assert len(list((tmp_path / "state-b").glob("ledger-witness-*.json"))) == 1
     code, out, _ = run(capsys, *host, "verify", f"docker://{local_image}", "--key", public)
     assert code == 1 and "UNTRUSTED" in out
