@@ -309,71 +309,40 @@ def ledger_import(args: argparse.Namespace) -> int:
 
 
 def ledger_witness_export(args: argparse.Namespace) -> int:
-    """Bring the witness up to date with the ledger (if it is there), then copy it out."""
-    import json
-
-    from gate.ledger._witness import to_document, write_atomically
+    from gate.ledger import export_witness
 
     ctx = _ledger_context()
-    witness = ctx.witness()
-    ledger = ctx.ledger(create=False)
-    if ledger is not None:
-        with ledger:
-            ledger.verify_head()
-    seen = witness.load()
-    if seen is None:
-        raise UsageError(
-            f"the ledger {witness.ledger} has no witness in {witness.path.parent} yet",
-            hint="append to the ledger or run `sealgate ledger verify` first",
-        )
+    witness, ledger = ctx.witness(), ctx.ledger(create=False)
     try:
-        write_atomically(Path(args.file), json.dumps(to_document(seen, witness.ledger), indent=2))
-    except OSError as e:
-        raise UsageError(f"cannot write {args.file}: {e.strerror or e}") from e
+        seen = export_witness(witness, ledger, Path(args.file))
+    finally:
+        if ledger is not None:
+            ledger.close()
     print(f"Exported the witness of {seen.size} entries of {witness.ledger} to {args.file}")
     return 0
 
 
 def ledger_witness_import(args: argparse.Namespace) -> int:
-    """Hold this ledger to a witness from elsewhere; refuse one the ledger does not extend."""
-    from contextlib import suppress
-
-    from gate.errors import LedgerError
-    from gate.ledger import RollbackError
-    from gate.ledger._witness import parse_document, read_capped
+    from gate.ledger import import_witness
 
     trusted = _writer_keys(args)
-    try:
-        data = read_capped(Path(args.file))
-    except FileNotFoundError as e:
-        raise UsageError(f"the witness file {args.file} does not exist") from e
-    except OSError as e:
-        raise UsageError(f"cannot read {args.file}: {e.strerror or e}") from e
-    imported = parse_document(data, args.file, trusted)
     ctx = _ledger_context()
-    witness = ctx.witness()
-    ledger = ctx.ledger(create=False)
-    if ledger is not None:
-        with ledger:
-            ledger.check_extends_witness(
-                imported, args.file, "import a witness exported from this ledger, not another"
-            )
-            current = None
-            with suppress(LedgerError):
-                current = witness.load()
-            if current is not None and current.size > imported.size:
-                with suppress(RollbackError):
-                    ledger.check_extends_witness(current, witness.path.parent, "")
-                    print(
-                        f"Kept the witness in {witness.path}: it covers {current.size} entries, "
-                        f"which extend the {imported.size} in {args.file}"
-                    )
-                    return 0
-    witness.replace(imported)
-    print(
-        f"The ledger {witness.ledger} is now held to the {imported.size} entries "
-        f"witnessed in {args.file} (kept in {witness.path})"
-    )
+    witness, ledger = ctx.witness(), ctx.ledger(create=False)
+    try:
+        kept, new = import_witness(witness, ledger, Path(args.file), trusted)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if new:
+        print(
+            f"The ledger {witness.ledger} is now held to the {kept.size} entries "
+            f"witnessed in {args.file} (kept in {witness.path})"
+        )
+    else:
+        print(
+            f"Kept the witness in {witness.path}: it covers {kept.size} entries, "
+            f"which extend those in {args.file}"
+        )
     return 0
 
 

@@ -34,7 +34,7 @@ from gate.ledger._records import (
     verify_inclusion_proof,
 )
 from gate.ledger._store import LEDGER_ENV, Ledger, default_path
-from gate.ledger._witness import STATE_ENV, Witness, state_dir
+from gate.ledger._witness import STATE_ENV, Witness, export_witness, import_witness, state_dir
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -51,6 +51,8 @@ __all__ = [
     "VerifyReport",
     "Witness",
     "default_path",
+    "export_witness",
+    "import_witness",
     "state_dir",
     "verify_inclusion_proof",
 ]

@@ -22,12 +22,15 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate.errors import LedgerError, UsageError
 from gate.keys import PublicKey
 from gate.ledger._records import Checkpoint, RollbackError
 from gate.ledger._store import default_path
+
+if TYPE_CHECKING:
+    from gate.ledger._store import Ledger
 
 STATE_ENV = "SEALGATE_STATE_DIR"
 WITNESS_FORMAT = "sealgate-ledger-witness"
@@ -208,3 +211,55 @@ class Witness:
             yield
         finally:
             os.close(fd)
+
+
+def export_witness(witness: Witness, ledger: Ledger | None, target: Path) -> Checkpoint:
+    """Bring the witness up to date with ``ledger`` (if there is one), then copy it to ``target``.
+
+    RollbackError when the ledger no longer extends it; UsageError when there
+    is nothing witnessed yet or ``target`` cannot be written.
+    """
+    if ledger is not None:
+        ledger.verify_head()
+    seen = witness.load()
+    if seen is None:
+        raise UsageError(
+            f"the ledger {witness.ledger} has no witness in {witness.path.parent} yet",
+            hint="append to the ledger or run `sealgate ledger verify` first",
+        )
+    try:
+        write_atomically(target, json.dumps(to_document(seen, witness.ledger), indent=2))
+    except OSError as e:
+        raise UsageError(f"cannot write {target}: {e.strerror or e}") from e
+    return seen
+
+
+def import_witness(
+    witness: Witness, ledger: Ledger | None, source: Path, trusted: Sequence[PublicKey] | None
+) -> tuple[Checkpoint, bool]:
+    """Hold ``ledger`` to the witness in ``source``; return the witness kept and whether it is new.
+
+    Refuses (RollbackError) a witness the ledger does not extend: a stale or
+    different ledger must not be blessed. Replaces whatever witness was kept,
+    which is how an intended replacement is accepted, unless the ledger
+    extends a larger one already kept.
+    """
+    try:
+        data = read_capped(source)
+    except FileNotFoundError as e:
+        raise UsageError(f"the witness file {source} does not exist") from e
+    except OSError as e:
+        raise UsageError(f"cannot read {source}: {e.strerror or e}") from e
+    imported = parse_document(data, str(source), trusted)
+    if ledger is not None:
+        hint = "import a witness exported from this ledger, not from another"
+        ledger.check_extends_witness(imported, source, hint)
+        current = None
+        with contextlib.suppress(LedgerError):
+            current = witness.load()
+        if current is not None and current.size > imported.size:
+            with contextlib.suppress(RollbackError):
+                ledger.check_extends_witness(current, witness.path.parent, hint)
+                return current, False
+    witness.replace(imported)
+    return imported, True
