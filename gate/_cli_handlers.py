@@ -64,7 +64,7 @@ def _context(args: argparse.Namespace) -> commands.Context:
     options = commands.RegistryOptions(
         tuple(args.insecure_registry), args.ca_bundle, args.registry_username, password
     )
-    return commands.Context(options, ledger_path=args.ledger)
+    return commands.Context(options, ledger_path=args.ledger, state_dir=args.global_state_dir)
 
 
 def _parse_annotations(items: Sequence[str]) -> dict[str, str]:
@@ -194,15 +194,22 @@ def revoke(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_ledger(args: argparse.Namespace, create: bool = False) -> Ledger:
+def _ledger_context(args: argparse.Namespace) -> commands.Context:
     from gate import commands
 
-    ledger = commands.Context(ledger_path=args.ledger).ledger(create=create)
-    if ledger is None:
-        from gate.ledger import default_path
+    return commands.Context(ledger_path=args.ledger, state_dir=args.global_state_dir)
 
+
+def _open_ledger(args: argparse.Namespace, create: bool = False) -> Ledger:
+    ctx = _ledger_context(args)
+    ledger = ctx.ledger(create=create)
+    if ledger is None:
+        witness = ctx.witness()
+        gone = witness.missing()
+        if gone is not None:
+            raise gone
         raise UsageError(
-            f"there is no ledger at {default_path()}; sign something first or pass --ledger PATH"
+            f"there is no ledger at {witness.ledger}; sign something first or pass --ledger PATH"
         )
     return ledger
 
@@ -218,11 +225,15 @@ def ledger_verify(args: argparse.Namespace) -> int:
     trusted = _writer_keys(args)
     with _open_ledger(args) as ledger:
         report = ledger.verify(trusted)
+        witness = ledger.witness
+        seen = witness.load() if witness is not None else None
     print(
         f"{ledger.path}: OK: {report.entries} entries, {report.checkpoints} checkpoints, "
         f"root {report.root}"
     )
     print(f"checkpoint writers: {', '.join(k[:16] for k in report.writers) or 'none'}")
+    if witness is not None and seen is not None:
+        print(f"witness: extends the {seen.size} entries witnessed in {witness.path}")
     return 0
 
 
@@ -272,10 +283,53 @@ def ledger_export(args: argparse.Namespace) -> int:
 
 
 def ledger_import(args: argparse.Namespace) -> int:
+    from gate.ledger import Ledger
+
     trusted = _writer_keys(args)
-    with _open_ledger(args, create=True) as ledger:
+    witness = _ledger_context(args).witness()
+    # Not Context.ledger(): importing is how a lost ledger is restored, so it may start a
+    # new file where the witness saw one; import_() holds what it brings to the witness.
+    with Ledger.open(witness.ledger, witness=witness) as ledger:
         count = ledger.import_(args.file, trusted_keys=trusted)
     print(f"Imported {count} new entries from {args.file}")
+    return 0
+
+
+def ledger_witness_export(args: argparse.Namespace) -> int:
+    from gate.ledger import export_witness
+
+    ctx = _ledger_context(args)
+    witness, ledger = ctx.witness(), ctx.ledger(create=False)
+    try:
+        seen = export_witness(witness, ledger, Path(args.file))
+    finally:
+        if ledger is not None:
+            ledger.close()
+    print(f"Exported the witness of {seen.size} entries of {witness.ledger} to {args.file}")
+    return 0
+
+
+def ledger_witness_import(args: argparse.Namespace) -> int:
+    from gate.ledger import import_witness
+
+    trusted = _writer_keys(args)
+    ctx = _ledger_context(args)
+    witness, ledger = ctx.witness(), ctx.ledger(create=False)
+    try:
+        kept, new = import_witness(witness, ledger, Path(args.file), trusted)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    if new:
+        print(
+            f"The ledger {witness.ledger} is now held to the {kept.size} entries "
+            f"witnessed in {args.file} (kept in {witness.path})"
+        )
+    else:
+        print(
+            f"Kept the witness in {witness.path}: it covers {kept.size} entries, "
+            f"which extend those in {args.file}"
+        )
     return 0
 
 
@@ -285,12 +339,11 @@ def watch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from gate import commands
-    from gate.ledger import default_path
+    from gate.ledger import state_dir as default_state_dir
     from gate.watch import Enforcement, WatchOptions
 
-    state_dir = Path(
-        args.state_dir or os.environ.get("SEALGATE_STATE_DIR") or default_path().parent / "watch"
-    )
+    chosen = args.state_dir or args.global_state_dir
+    state_dir = Path(chosen) if chosen else default_state_dir()
     options = WatchOptions(
         interval=args.interval,
         cache_ttl=args.cache_ttl,
@@ -301,8 +354,10 @@ def watch(args: argparse.Namespace) -> int:
     )
     if not args.alert:
         args.alert = ["log:"]
+    ctx = _context(args)
+    ctx.state_dir = str(state_dir)  # the ledger's witness lives with the watchdog's state
     dog, server = commands.watchdog(
-        _context(args),
+        ctx,
         args.policy,
         args.key,
         alerts=args.alert,

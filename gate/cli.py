@@ -70,6 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="ledger file (default: $SEALGATE_LEDGER, else one in your data directory)",
     )
+    parser.add_argument(
+        "--state-dir",
+        dest="global_state_dir",
+        metavar="DIR",
+        help="state directory: the ledger's witness, the watchdog's state "
+        "(default: $SEALGATE_STATE_DIR, else watch/ next to the default ledger)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     keys = sub.add_parser("keys", help="generate signing keys").add_subparsers(
@@ -201,6 +208,18 @@ def build_parser() -> argparse.ArgumentParser:
     li.add_argument("file")
     _add_public_keys(li, _WRITER_KEYS_HELP)
     li.set_defaults(handler=handlers.ledger_import)
+    lw = ledger_sub.add_parser(
+        "witness", help="carry the largest checkpoint seen to another host or a repository"
+    ).add_subparsers(dest="witness_command", required=True)
+    we = lw.add_parser("export", help="write this ledger's witness to FILE")
+    we.add_argument("file")
+    we.set_defaults(handler=handlers.ledger_witness_export)
+    wi = lw.add_parser(
+        "import", help="hold this ledger to the witness in FILE; refuses one it does not extend"
+    )
+    wi.add_argument("file")
+    _add_public_keys(wi, "only accept a witness signed by these writer keys (repeatable)")
+    wi.set_defaults(handler=handlers.ledger_witness_import)
 
     watch = sub.add_parser(
         "watch", help="verify every running container, continuously; alert on change"

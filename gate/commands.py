@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from gate import keys, policy, refs
 from gate.errors import UsageError
-from gate.ledger import Ledger, default_path
+from gate.ledger import Ledger, Witness, default_path
 from gate.policy import Policy
 from gate.provenance import AttestationCheck
 from gate.registry import RegistryClient
@@ -24,6 +24,7 @@ from gate.revoke import revoke as revoke_image
 from gate.sign import SignatureFormat, Signed, sign_image, sign_local
 from gate.sources import open_local
 from gate.verify import LedgerStore, RegistryStore, SignatureStore, Target, Verifier
+from gate.verify._stores import MissingLedgerStore
 
 if TYPE_CHECKING:
     from gate.manifests import Finding
@@ -54,6 +55,8 @@ class Context:
     registry: RegistryOptions = field(default_factory=RegistryOptions)
     ledger_path: str | None = None
     """None means ``$SEALGATE_LEDGER``, else the file in the user's data directory."""
+    state_dir: str | None = None
+    """Where the ledger's witness lives; None means ``gate.ledger.state_dir()``."""
     workers: int = 32
     """Verifications in flight at once (the registry pool is sized to match)."""
     _client: RegistryClient | None = None
@@ -71,25 +74,37 @@ class Context:
             self._client = self.registry.client()
         return self._client
 
-    def ledger(self, *, create: bool) -> Ledger | None:
-        """The ledger; None when it does not exist and ``create`` is False.
+    def witness(self) -> Witness:
+        """The witness of the ledger this run uses, in the state directory."""
+        path = Path(self.ledger_path) if self.ledger_path else default_path()
+        return Witness.for_ledger(path, Path(self.state_dir) if self.state_dir else None)
 
-        Verifying never makes one.
+    def ledger(self, *, create: bool) -> Ledger | None:
+        """The ledger, held to its witness; None when it does not exist and ``create`` is False.
+
+        Verifying never makes one; appending never starts a new one where the
+        witness saw entries (RollbackError).
         """
         if self._ledger is None:
-            path = Path(self.ledger_path) if self.ledger_path else default_path()
-            if not create and not path.exists():
-                return None
-            self._ledger = Ledger.open(path)
+            witness = self.witness()
+            if not witness.ledger.exists():
+                if not create:
+                    return None
+                gone = witness.missing()
+                if gone is not None:
+                    raise gone
+            self._ledger = Ledger.open(witness.ledger, witness=witness)
         return self._ledger
 
     def stores(self, pol: Policy | None = None) -> list[SignatureStore]:
-        """Every configured store: the registry, and the ledger when there is one."""
+        """Every configured store: the registry, and the ledger when there is one (or should be)."""
         found: list[SignatureStore] = [RegistryStore(self.client)]
         ledger = self.ledger(create=False)
         if ledger is not None:
             writers = [s.key for s in pol.signers.values()] if pol is not None else None
             found.append(LedgerStore(ledger, writers))
+        elif (gone := self.witness().missing()) is not None:
+            found.append(MissingLedgerStore(gone))
         return found
 
 

@@ -2,7 +2,8 @@
 
 ``replay`` is the full check (every statement signature, every checkpoint,
 consistency between them); ``check_head`` the cheap one every verification
-runs; ``check_extends`` compares with a checkpoint kept elsewhere.
+runs; ``check_extends`` and ``check_witnessed`` compare with a checkpoint kept
+elsewhere; ``check_writers`` asks who signed, apart from whether it is intact.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from gate import merkle
 from gate.errors import LedgerError
 from gate.keys import PublicKey
-from gate.ledger._records import HINT, Checkpoint, Entry
+from gate.ledger._records import HINT, Checkpoint, Entry, RollbackError, UntrustedWriterError
 
 
 def replay(
@@ -48,7 +49,7 @@ def replay(
         leaves.append(leaf)
         compact, _ = compact.append(leaf)
         while checkpoint is not None and checkpoint.size <= compact.size:
-            problem = checkpoint.problem(trusted)
+            problem = checkpoint.problem(None)  # who wrote it is asked last, once all is intact
             if problem:
                 raise LedgerError(f"the checkpoint at size {checkpoint.size} {problem}", hint=HINT)
             if checkpoint.size != compact.size or checkpoint.root != compact.root():
@@ -75,7 +76,70 @@ def replay(
         proof = merkle.consistency_path(older.size, newer.size, get)
         if not merkle.verify_consistency(older.size, newer.size, older.root, newer.root, proof):
             raise LedgerError(f"checkpoints at sizes {older.size}, {newer.size} are inconsistent")
+    check_writers(ordered, trusted, "the ledger")
     return leaves
+
+
+def check_writers(
+    checkpoints: Sequence[Checkpoint], trusted: Sequence[PublicKey] | None, where: object
+) -> None:
+    """UntrustedWriterError when a (valid) checkpoint is signed by a key not in ``trusted``."""
+    if trusted is None:
+        return
+    given = {k.key_id for k in trusted}
+    foreign = [c for c in checkpoints if c.key_id not in given]
+    if not foreign:
+        return
+    writers = ", ".join(sorted({c.key_id[:16] for c in foreign}))
+    yours = ", ".join(sorted(k.short_id for k in trusted))
+    if len(foreign) == len(checkpoints):
+        what = (
+            f"all {len(checkpoints)} of its checkpoints are signed by key {writers}, which is "
+            f"not a trusted writer (you gave {yours})"
+        )
+    else:
+        first, more = foreign[0], len(foreign) - 1
+        what = (
+            f"the checkpoint at size {first.size} is signed by key {first.key_id[:16]}, which is "
+            f"not a trusted writer (you gave {yours})" + (f", nor are {more} more" if more else "")
+        )
+    raise UntrustedWriterError(
+        f"{where} is intact, but {what}",
+        hint="give the public key of every writer with --key; "
+        "`sealgate ledger verify` without --key names them",
+    )
+
+
+def tree_of(leaves: Sequence[bytes]) -> tuple[int, bytes, merkle.NodeGetter]:
+    """Size, root and node getter of the tree over ``leaves``, as ``check_witnessed`` takes."""
+    get = merkle.getter(merkle.levels(leaves))
+    return len(leaves), merkle.CompactRange.at(len(leaves), get).root(), get
+
+
+def check_witnessed(
+    path: Path,
+    witnessed: Checkpoint,
+    where: object,
+    tree: tuple[int, bytes, merkle.NodeGetter],
+    hint: str,
+) -> None:
+    """RollbackError unless the tree (size, root, nodes) extends the witnessed checkpoint.
+
+    NOTE: RFC 9162 §2.1.4: a consistency proof from the witnessed size to the
+    current one, checked against the witnessed root and the current root.
+    """
+    size, now, get = tree
+    if witnessed.size > size:
+        raise RollbackError(
+            f"the ledger {path} has {size} entries but the witness in {where} saw "
+            f"{witnessed.size}: it was rolled back or replaced", hint=hint,
+        )  # fmt: skip
+    proof = merkle.consistency_path(witnessed.size, size, get)
+    if not merkle.verify_consistency(witnessed.size, size, witnessed.root, now, proof):
+        raise RollbackError(
+            f"the ledger {path} does not extend the {witnessed.size} entries the witness in "
+            f"{where} saw: it was replaced or its history rewritten", hint=hint,
+        )  # fmt: skip
 
 
 def check_head(
@@ -83,8 +147,12 @@ def check_head(
     entries: Sequence[Entry],
     checkpoints: Sequence[Checkpoint],
     trusted_keys: Sequence[PublicKey] | None,
+    leaves: Sequence[bytes] | None = None,
 ) -> Checkpoint | None:
-    """The checks behind ``Ledger.verify_head()``, over the rows it read from ``path``."""
+    """The checks behind ``Ledger.verify_head()``, over the rows it read from ``path``.
+
+    ``leaves`` are the entries' leaf hashes when the caller has them already.
+    """
     if [e.index for e in entries] != list(range(len(entries))):
         raise LedgerError(
             f"{path}: entry indexes are not contiguous (a row was deleted or moved)",
@@ -118,8 +186,9 @@ def check_head(
                 hint=HINT,
             )
     if chosen is not None:
-        leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in entries[:size]]
-        if merkle.root(leaves) != chosen.root:
+        if leaves is None:
+            leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in entries[:size]]
+        if merkle.root(leaves[:size]) != chosen.root:
             raise LedgerError(
                 f"{path}: the entries do not hash to the signed checkpoint "
                 "(an entry was edited, deleted, reordered or inserted)",

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from gate import merkle
-from gate.errors import SealgateError, UsageError
+from gate.errors import LedgerError, SealgateError, UsageError
 from gate.keys import PrivateKey, PublicKey, load_public_key
 from gate.refs import parse_digest
 
@@ -23,6 +23,18 @@ KINDS = ("sign", "untrust", "unsupport", "attest")
 ORIGIN = "sealgate/ledger/v1"
 """First line of every checkpoint body, naming what the signature is over (C2SP tlog-checkpoint)."""
 HINT = "restore the ledger from an export ('sealgate ledger import') or move the file aside"
+
+
+class RollbackError(LedgerError):
+    """The ledger no longer extends its witness: rolled back, replaced or deleted."""
+
+
+class UntrustedWriterError(LedgerError):
+    """An intact ledger whose checkpoints are signed by keys the caller did not name.
+
+    Not corruption: the file is healthy and must not be moved aside, so the
+    message and hint say "not these keys", never "restore or move it".
+    """
 
 
 def _b64(data: bytes) -> str:

@@ -9,13 +9,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate import merkle
 from gate.errors import LedgerError, UsageError
 from gate.keys import PrivateKey, PublicKey
 from gate.ledger._export import read_export, write_export
-from gate.ledger._history import check_extends, check_head, replay
+from gate.ledger._history import (
+    check_extends,
+    check_head,
+    check_witnessed,
+    check_writers,
+    replay,
+    tree_of,
+)
 from gate.ledger._records import HINT, Checkpoint, Entry, SignedStatement, VerifyReport, format_time
 from gate.ledger._schema import (
     CHECKPOINT_SQL,
@@ -27,6 +34,9 @@ from gate.ledger._schema import (
     row_entry,
 )
 from gate.refs import parse_digest
+
+if TYPE_CHECKING:
+    from gate.ledger._witness import Witness
 
 LEDGER_ENV = "SEALGATE_LEDGER"
 
@@ -46,25 +56,31 @@ class Ledger:
     cut may lose the last few appends (their checkpoints vanish with them).
     """
 
-    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection, witness: Witness | None = None) -> None:
         self.path = path
         self._db = db
+        self.witness = witness
+        """Where the largest checkpoint seen is kept; None: this ledger is not held to one."""
         self._lock = threading.RLock()
         """One connection shared by the verifier's threads: one transaction at a time."""
         self._writes = 0
         """Our own committed writes (SQLite's data_version counts only other connections')."""
-        self._head: tuple[tuple[int, int, tuple[str, ...] | None], Checkpoint | None] | None = None
+        self._head: tuple[tuple[object, ...], Checkpoint | None] | None = None
 
     @classmethod
-    def open(cls, path: Path | str | None = None) -> Ledger:
-        """Open or create the ledger; LedgerError (with the path) if it is not a usable one."""
+    def open(cls, path: Path | str | None = None, *, witness: Witness | None = None) -> Ledger:
+        """Open or create the ledger; LedgerError (with the path) if it is not a usable one.
+
+        With a ``witness``, every verification also proves the ledger extends
+        the largest checkpoint it saw, and every new checkpoint is recorded there.
+        """
         where = Path(path).expanduser() if path is not None else default_path()
         try:
             where.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(where, timeout=60.0, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as e:
             raise LedgerError(f"cannot open the ledger {where}: {e}", hint=HINT) from e
-        ledger = cls(where, db)
+        ledger = cls(where, db, witness)
         try:
             ledger._prepare()
         except BaseException:
@@ -140,8 +156,11 @@ class Ledger:
             statement.check()
         if not statements:
             return []
+        seen = self._witnessed()
         with self._transaction(write=True) as db:
             compact = self._compact(db)
+            if seen is not None:  # never append to a rolled-back ledger: cheap, from stored nodes
+                self._check_witnessed(seen, (compact.size, compact.root(), self._getter(db)))
             now = datetime.now(UTC)
             entries, nodes, rows = [], [], []
             for statement in statements:
@@ -158,7 +177,31 @@ class Ledger:
             db.executemany("INSERT INTO nodes VALUES (?, ?, ?)", nodes)
             checkpoint = Checkpoint.create(compact.size, compact.root(), now, writer)
             self._advance(db, compact, [checkpoint])
+        self._note(checkpoint)
         return entries
+
+    # ------------------------------------------------------------ the witness
+
+    def _witnessed(self) -> Checkpoint | None:
+        """Read it before the ledger: it is written only after a commit, so it is never ahead."""
+        return self.witness.load() if self.witness is not None else None
+
+    def _check_witnessed(
+        self, seen: Checkpoint, tree: tuple[int, bytes, merkle.NodeGetter]
+    ) -> None:
+        assert self.witness is not None
+        check_witnessed(self.path, seen, self.witness.path.parent, tree, self.witness.hint)
+
+    def check_extends_witness(self, witnessed: Checkpoint, where: object, hint: str) -> None:
+        """RollbackError unless the entries extend ``witnessed`` (``witness import``)."""
+        with self._transaction() as db:
+            leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in self._entries(db)]
+        check_witnessed(self.path, witnessed, where, tree_of(leaves), hint)
+
+    def _note(self, checkpoint: Checkpoint) -> None:
+        """Record a checkpoint already shown to extend the witness (a no-op unless larger)."""
+        if self.witness is not None:
+            self.witness.record(checkpoint)
 
     def _compact(self, db: sqlite3.Connection) -> merkle.CompactRange:
         size, frontier = db.execute("SELECT size, frontier FROM tree").fetchone()
@@ -282,9 +325,12 @@ class Ledger:
         Checks index contiguity, each statement signature, each leaf, every
         checkpoint (signature, trusted writer, root at its size, consistency with
         the one before), every stored node and the tree state; and, when given,
-        that the history extends ``known_checkpoint`` (the only way to notice
-        that the newest entries were cut off together with their checkpoints).
+        that the history extends ``known_checkpoint`` and the witness (the only
+        ways to notice that the newest entries were cut off together with their
+        checkpoints). Who signed the checkpoints is asked last, so a wrong
+        ``trusted_keys`` is UntrustedWriterError, never a corrupt-ledger error.
         """
+        seen = self._witnessed()
         with self._transaction() as db:
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise LedgerError(f"{self.path} fails SQLite's integrity check", hint=HINT)
@@ -294,7 +340,7 @@ class Ledger:
                 + " LEFT JOIN nodes n ON n.level = 0 AND n.idx = e.idx ORDER BY e.idx"
             )
             pairs = ((row_entry(r), bytes(r[9])) for r in rows)
-            leaves = replay(pairs, checkpoints, trusted_keys)
+            leaves = replay(pairs, checkpoints, None)
             tree = merkle.levels(leaves)
             stored = db.execute("SELECT level, idx, hash FROM nodes ORDER BY level, idx")
             expected = ((lv, i, h) for lv, hashes in enumerate(tree) for i, h in enumerate(hashes))
@@ -308,10 +354,15 @@ class Ledger:
             if compact != merkle.CompactRange.at(len(leaves), merkle.getter(tree)):
                 raise LedgerError("the stored tree state does not match the entries", hint=HINT)
         root = compact.root()
+        if seen is not None:
+            self._check_witnessed(seen, (len(leaves), root, merkle.getter(tree)))
         if known_checkpoint is not None:
             check_extends(known_checkpoint, len(leaves), root, merkle.getter(tree), trusted_keys)
-        writers = tuple(sorted({c.key_id for c in checkpoints}))
         latest = checkpoints[-1] if checkpoints else None
+        if latest is not None:
+            self._note(latest)
+        check_writers(checkpoints, trusted_keys, f"the ledger {self.path}")
+        writers = tuple(sorted({c.key_id for c in checkpoints}))
         return VerifyReport(len(leaves), len(checkpoints), root.hex(), writers, latest)
 
     def verify_head(self, trusted_keys: Sequence[PublicKey] | None = None) -> Checkpoint | None:
@@ -324,21 +375,31 @@ class Ledger:
         writer key. Entries after that checkpoint may exist (other writers on
         this host), but none of them may be signed by a trusted key: every
         trusted append writes a trusted checkpoint, so an uncovered trusted
-        entry means checkpoints were removed. Skips what ``verify()`` adds:
-        each statement signature, older checkpoints and the stored nodes.
+        entry means checkpoints were removed. With a witness, the whole tree must
+        extend the largest checkpoint it saw (RollbackError), and a larger head
+        is recorded there. Skips what ``verify()`` adds: each statement
+        signature, older checkpoints and the stored nodes.
         """
         trusted = (
             tuple(sorted(k.key_id for k in trusted_keys)) if trusted_keys is not None else None
         )
+        seen = self._witnessed()
+        witnessed = (seen.size, seen.root) if seen is not None else None
         with self._transaction() as db:
             # NOTE: data_version changes when any other connection (another process, or
             # someone editing the file) commits; our own writes are counted in _writes.
-            key = (int(db.execute("PRAGMA data_version").fetchone()[0]), self._writes, trusted)
+            version = int(db.execute("PRAGMA data_version").fetchone()[0])
+            key = (version, self._writes, trusted, witnessed)
             if self._head is not None and self._head[0] == key:
                 return self._head[1]
             checkpoints = self._checkpoints(db)
             entries = list(self._entries(db))
-        head = check_head(self.path, entries, checkpoints, trusted_keys)
+        leaves = [merkle.leaf_hash(e.leaf_bytes()) for e in entries]
+        head = check_head(self.path, entries, checkpoints, trusted_keys, leaves)
+        if seen is not None:
+            self._check_witnessed(seen, tree_of(leaves))
+        if head is not None:
+            self._note(head)
         self._head = (key, head)
         return head
 
@@ -361,9 +422,11 @@ class Ledger:
         All or nothing: one transaction.
         """
         entries, checkpoints = read_export(Path(path))
-        leaves = replay(((e, None) for e in entries), checkpoints, trusted_keys)
+        leaves = replay(((e, None) for e in entries), checkpoints, None)
+        check_writers(checkpoints, trusted_keys, f"the export {path}")
         theirs = merkle.getter(merkle.levels(leaves))
         their_root = merkle.CompactRange.at(len(leaves), theirs).root()
+        seen = self._witnessed()
         with self._transaction(write=True) as db:
             compact = self._compact(db)
             shared = min(compact.size, len(leaves))
@@ -376,6 +439,8 @@ class Ledger:
                     f"from those in {self.path}", hint="import only exports of this ledger",
                 )  # fmt: skip
             new = entries[compact.size :]
+            if new and seen is not None:  # restoring a rolled-back ledger passes; a fork does not
+                self._check_witnessed(seen, (len(leaves), their_root, theirs))
             for entry in new:
                 signer = self._signer(db, entry.public_key, entry.key_id)
                 db.execute(
@@ -387,6 +452,8 @@ class Ledger:
                 db.executemany("INSERT INTO nodes VALUES (?, ?, ?)", created)
             if new:
                 self._advance(db, compact, [c for c in checkpoints if c.size > new[0].index])
+        if new:
+            self._note(max(checkpoints, key=lambda c: c.size))
         return len(new)
 
     def close(self) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from gate import signatures
 from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
 from gate.keys import PublicKey
-from gate.ledger import Entry, Ledger
+from gate.ledger import Entry, Ledger, RollbackError
 from gate.refs import Repository
 from gate.registry import RegistryClient, referrers_tag
 from gate.signatures import SignatureLayer
@@ -285,3 +285,23 @@ def _statement(origin: str, entry: Entry) -> Claim:
         public_key=entry.public_key,
         payload_type=entry.payload_type,
     )
+
+
+@dataclass
+class MissingLedgerStore(SignatureStore):
+    """A ledger file that is gone although its witness saw entries in it.
+
+    Its revocations may be what kept an image out, so every lookup is an
+    ERROR (``gone`` says what happened), never a quiet "no ledger here".
+    """
+
+    gone: RollbackError
+    name: str = "ledger"
+
+    def reads(self, place: Place, *, attestations: bool) -> list[Read]:
+        if place[0] is not None:
+            return []
+        return [self._fail]
+
+    def _fail(self) -> Evidence:
+        raise RollbackError(self.gone.message, hint=self.gone.hint)

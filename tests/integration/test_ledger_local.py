@@ -302,3 +302,150 @@ def test_no_engine_is_a_clear_error(
     code, _out, err = run(capsys, "sign", "docker://hello-world", "--key", keypair[0])
     assert code == 3 and "Docker engine" in err
     assert not ledger_env.exists()
+
+
+# ---------------------------------------------------------------- the witness (issue 10)
+
+
+def _roll_back(path: Path, keep: int) -> None:
+    """Cut the newest entries and their checkpoints, then recompute the tree: a clean log."""
+    from tests.unit.test_ledger import edit, rebuild_tree
+
+    edit(
+        path,
+        ("DELETE FROM entries WHERE idx >= ?", (keep,)),
+        ("DELETE FROM checkpoints WHERE size > ?", (keep,)),
+    )
+    rebuild_tree(path)
+
+
+def _sign_and_untrust(capsys: pytest.CaptureFixture[str], image: str, private: str) -> None:
+    assert run(capsys, "sign", f"docker://{image}", "--key", private)[0] == 0
+    code, _, err = run(
+        capsys, "untrust", f"docker://{image}", "--key", private, "--reason", "CVE-2026-7"
+    )
+    assert code == 0, err
+
+
+def test_rolled_back_ledger_cannot_hide_a_revocation(
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    _sign_and_untrust(capsys, local_image, private)
+    assert verify(capsys, f"docker://{local_image}", public)[1]["status"] == "UNTRUSTED"
+    _roll_back(ledger_env, 1)  # the untrust entry and its checkpoint are gone
+    code, _out, err = run(capsys, "ledger", "verify")
+    assert code == 3 and "has 1 entries but the witness in" in err and "saw 2" in err, err
+    assert "rolled back or replaced" in err and "move the file aside" not in err
+    code, result = verify(capsys, f"docker://{local_image}", public)
+    assert (code, result["status"]) == (3, "ERROR"), result
+    assert "rolled back" in result["reason"]
+
+
+@pytest.mark.parametrize("attack", ["empty-file", "deleted"])
+def test_replaced_or_deleted_ledger_makes_a_revoked_image_an_error(
+    attack: str,
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    registry: RegistryServer,
+    push_image: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Signed in the registry, revoked in the ledger only: without the ledger it was TRUSTED."""
+    private, public = keypair
+    ref = push_image(registry, repo=f"sealgate/witness-{attack}")
+    assert run(capsys, "sign", str(ref), "--key", private)[0] == 0
+    code, _, err = run(capsys, "untrust", ref.digest, "--key", private, "--reason", "CVE-2026-9")
+    assert code == 0, err
+    code, result = verify(capsys, str(ref), public)
+    assert (code, result["status"]) == (1, "UNTRUSTED") and "CVE-2026-9" in result["reason"]
+    backup = ledger_env.with_name("backup.jsonl")
+    assert run(capsys, "ledger", "export", str(backup))[0] == 0
+    ledger_env.unlink()
+    if attack == "empty-file":
+        ledger_env.write_bytes(b"")
+    said = "has 0 entries but the witness" if attack == "empty-file" else "is missing but the"
+    code, result = verify(capsys, str(ref), public)
+    assert (code, result["status"]) == (3, "ERROR"), result
+    assert said in result["reason"]
+    code, _out, err = run(capsys, "ledger", "verify")
+    assert code == 3 and said in err
+    code, _out, err = run(capsys, "untrust", ref.digest, "--key", private, "--reason", "again")
+    assert code == 3 and said in err  # appending does not start a new history over the old one
+    code, out, err = run(capsys, "ledger", "import", str(backup))  # the way back
+    assert code == 0 and "Imported 1 new entries" in out, err
+    assert verify(capsys, str(ref), public)[1]["status"] == "UNTRUSTED"
+
+
+def test_witness_export_and_import_across_two_state_dirs(
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    monkeypatch.setenv("SEALGATE_STATE_DIR", str(tmp_path / "state-a"))
+    assert run(capsys, "sign", f"docker://{local_image}", "--key", private)[0] == 0
+    assert run(capsys, "ledger", "export", str(tmp_path / "old.jsonl"))[0] == 0
+    assert run(capsys, "ledger", "witness", "export", str(tmp_path / "old-witness.json"))[0] == 0
+    code, _, err = run(
+        capsys, "untrust", f"docker://{local_image}", "--key", private, "--reason", "CVE-2026-8"
+    )
+    assert code == 0, err
+    assert run(capsys, "ledger", "export", str(tmp_path / "new.jsonl"))[0] == 0
+    code, out, err = run(capsys, "ledger", "witness", "export", str(tmp_path / "witness.json"))
+    assert code == 0 and "witness of 2 entries" in out, err
+    assert json.loads((tmp_path / "witness.json").read_text())["size"] == 2
+
+    # the other host: its own ledger and state directory, given on the command line
+    host = ("--ledger", str(tmp_path / "b.db"), "--state-dir", str(tmp_path / "state-b"))
+    assert run(capsys, *host, "ledger", "import", str(tmp_path / "old.jsonl"))[0] == 0
+    code, _, err = run(capsys, *host, "ledger", "witness", "import", str(tmp_path / "witness.json"))
+    assert code == 3 and "has 1 entries but the witness in" in err, err  # a stale copy is refused
+    assert run(capsys, *host, "ledger", "import", str(tmp_path / "new.jsonl"))[0] == 0
+    code, out, err = run(
+        capsys, *host, "ledger", "witness", "import", str(tmp_path / "witness.json")
+    )
+    assert code == 0 and "held to the 2 entries" in out, err
+    witness = str(tmp_path / "old-witness.json")
+    code, out, err = run(capsys, *host, "ledger", "witness", "import", witness)
+    assert code == 0 and "Kept the witness" in out and "covers 2 entries" in out, err
+    _, stranger = keys.write_key_pair(str(tmp_path / "stranger"), keys.generate(), None)
+    code, _, err = run(
+        capsys, *host, "ledger", "witness", "import", witness, "--key", str(stranger)
+    )
+    assert code == 3 and "not a trusted writer" in err
+    assert len(list((tmp_path / "state-b").glob("ledger-witness-*.json"))) == 1
+    code, out, _ = run(capsys, *host, "verify", f"docker://{local_image}", "--key", public)
+    assert code == 1 and "UNTRUSTED" in out
+    _roll_back(tmp_path / "b.db", 1)
+    code, out, _ = run(
+        capsys, *host, "verify", f"docker://{local_image}", "--key", public, "-o", "json"
+    )
+    assert code == 3 and json.loads(out)[0]["status"] == "ERROR"
+    code, _, err = run(capsys, *host, "ledger", "witness", "import", "/nonexistent/w.json")
+    assert code == 2 and "does not exist" in err
+    (tmp_path / "junk.json").write_text("[" * 50_000)
+    code, _, err = run(capsys, *host, "ledger", "witness", "import", str(tmp_path / "junk.json"))
+    assert code == 3 and "not a valid ledger witness" in err
+
+
+def test_ledger_verify_with_the_wrong_key_does_not_blame_the_ledger(
+    ledger_env: Path,
+    keypair: tuple[str, str],
+    local_image: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    private, public = keypair
+    assert run(capsys, "sign", f"docker://{local_image}", "--key", private)[0] == 0
+    _, stranger = keys.write_key_pair(str(tmp_path / "stranger"), keys.generate(), None)
+    code, _out, err = run(capsys, "ledger", "verify", "--key", str(stranger))
+    assert code == 3 and "is intact, but all 1 of its checkpoints" in err, err
+    assert "not a trusted writer" in err and "move the file aside" not in err
+    assert run(capsys, "ledger", "verify", "--key", public)[0] == 0
