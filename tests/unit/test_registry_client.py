@@ -370,12 +370,12 @@ def _basic_registry(s: Seen) -> Reply:
 def test_basic_auth(fake: Callable[[Handler], Fake]) -> None:
     server = fake(_basic_registry)
     ref = Reference(server.host, "demo/app", None, DIGEST)
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, server.host)) as client:
         assert client.get_manifest(server.repo(), DIGEST).digest == DIGEST
         client.resolve(ref)
         # After the first challenge Basic goes with every request: no more 401s.
         assert [s.route for s in server.seen].count("/v2/") == 1
-    for wrong in (Credentials("me", "wrong"), None):
+    for wrong in (Credentials("me", "wrong", server.host), None):
         with _client(credentials=wrong) as client, pytest.raises(RegistryAuthError) as caught:
             client.resolve(ref)
         message = str(caught.value)
@@ -428,7 +428,7 @@ class TokenFake:
 def test_bearer_tokens_are_fetched_once_per_scope(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     host = tokens.server.host
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, tokens.server.host)) as client:
         for _ in range(3):
             client.resolve(Reference(host, "demo/app", "v1"))
         assert len(tokens.token_requests) == 1
@@ -445,7 +445,7 @@ def test_bearer_tokens_are_fetched_once_per_scope(fake: Callable[[Handler], Fake
 def test_expired_token_is_renewed_once(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     ref = Reference(tokens.server.host, "demo/app", "v1")
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, tokens.server.host)) as client:
         client.resolve(ref)
         tokens.issued += 1  # the server moves on: our cached token is now refused
         client.resolve(ref)
@@ -455,7 +455,10 @@ def test_expired_token_is_renewed_once(fake: Callable[[Handler], Fake]) -> None:
 def test_concurrent_requests_share_one_token(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     ref = Reference(tokens.server.host, "demo/app", "v1")
-    with _client(credentials=Credentials("me", SECRET)) as client, ThreadPoolExecutor(8) as pool:
+    with (
+        _client(credentials=Credentials("me", SECRET, tokens.server.host)) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
         results = list(pool.map(lambda _: client.resolve(ref), range(32)))
     assert {r.digest for r in results} == {DIGEST}
     assert len(tokens.token_requests) == 1
@@ -465,7 +468,7 @@ def test_concurrent_requests_share_one_token(fake: Callable[[Handler], Fake]) ->
 def test_bearer_with_bad_credentials(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     with (
-        _client(credentials=Credentials("me", "nope-nope")) as client,
+        _client(credentials=Credentials("me", "nope-nope", tokens.server.host)) as client,
         pytest.raises(RegistryAuthError, match="refused our credentials") as caught,
     ):
         client.resolve(Reference(tokens.server.host, "demo/app", "v1"))
@@ -474,7 +477,7 @@ def test_bearer_with_bad_credentials(fake: Callable[[Handler], Fake]) -> None:
 
 def test_identity_token_is_a_refresh_grant(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
-    creds = Credentials(IDENTITY_TOKEN_USERNAME, "refresh-me")
+    creds = Credentials(IDENTITY_TOKEN_USERNAME, "refresh-me", tokens.server.host)
     with _client(credentials=creds) as client:
         client.resolve(Reference(tokens.server.host, "demo/app", "v1"))
     (request,) = tokens.token_requests
@@ -570,7 +573,7 @@ def test_credentials_do_not_follow_a_location_to_another_host(
         return store.handle(s)
 
     store.server.handler = guarded
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, store.server.host)) as client:
         client.push_blob(store.server.repo(), b"data")
     assert store.elsewhere is not None
     (put,) = store.elsewhere.seen
