@@ -265,6 +265,8 @@ def test_broken_auth_value_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
     config = _write_config(tmp_path, {"auths": {"x.example": {"auth": _auth("u", "s3cret-file")}}})
-    creds = Credentials.from_environment("user", "s3cret-flag", config, registry="x.example", env={})
+    creds = Credentials.from_environment(
+        "user", "s3cret-flag", config, registry="x.example", env={}
+    )
     text = repr(creds)
     assert "s3cret" not in text and _auth("u", "s3cret-file") not in text
