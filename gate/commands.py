@@ -81,8 +81,8 @@ class RegistryOptions:
     def __post_init__(self) -> None:
         if not 0 < self.timeout <= MAX_TIMEOUT:  # also refuses NaN
             raise UsageError(
-                f"--timeout ({TIMEOUT_ENV}) must be more than 0 and at most {MAX_TIMEOUT:g} seconds, "
-                f"not {self.timeout:g}"
+                f"--timeout ({TIMEOUT_ENV}) must be more than 0 and at most "
+                f"{MAX_TIMEOUT:g} seconds, not {self.timeout:g}"
             )
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise UsageError(
