@@ -323,7 +323,8 @@ class Transport:
                     **kwargs,
                 )
             except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
-                if deadline.expired or isinstance(e, requests.ReadTimeout):
+                timed_out = isinstance(e, (requests.ReadTimeout, urllib3.exceptions.EmptyPoolError))
+                if deadline.expired or timed_out or deadline.remaining() <= 0:
                     raise deadline.error() from e
                 if isinstance(e, requests.exceptions.SSLError):
                     raise RegistryError(
