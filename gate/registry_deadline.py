@@ -156,7 +156,8 @@ class _Watchdog:
                     target=self._run, name="sealgate-deadlines", daemon=True
                 )
                 self._thread.start()
-            self._wake.notify()
+            if self._heap[0][2] is deadline:  # the soonest now: the thread must wake earlier
+                self._wake.notify()
 
     def _run(self) -> None:
         while True:

@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import requests
@@ -51,6 +51,9 @@ DEFAULT_CONCURRENCY = 32
 """Requests in flight to one registry (keep-alive connections in its pool)."""
 CONNECT_TIMEOUT = 10.0
 """A connection attempt that takes longer is retried, while the deadline allows."""
+FAILURE_MEMORY = 30.0
+"""Seconds a failed ping or token request is remembered, so the threads queued behind it
+fail at once instead of each waiting out its own deadline against the same registry."""
 _TLS_SERVER_HINT = re.compile(rb"https", re.IGNORECASE)
 
 
@@ -108,10 +111,29 @@ class _Host:
     basic: bool = False
     withheld: str | None = None
     """The token realm our credentials were kept from (see ``realm_may_have_credentials``)."""
+    failure: _Failure | None = None
 
     @property
     def base(self) -> str:
         return f"{self.scheme}://{api_host(self.name)}"
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A registry error to answer again, until ``until`` (``time.monotonic()``)."""
+
+    until: float
+    error: RegistryError
+
+    @classmethod
+    def of(cls, error: RegistryError) -> _Failure:
+        return cls(time.monotonic() + FAILURE_MEMORY, error)
+
+    def fresh(self) -> bool:
+        return time.monotonic() < self.until
+
+    def again(self) -> NoReturn:
+        raise type(self.error)(self.error.message, hint=self.error.hint)
 
 
 @dataclass(frozen=True)
@@ -204,6 +226,7 @@ class Transport:
         self._creds: dict[str, tuple[str, str] | None] = {}
         self._tokens: dict[tuple[str, str], _Cached] = {}
         self._token_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._token_failures: dict[tuple[str, str], _Failure] = {}
 
     @property
     def requests_made(self) -> int:
@@ -358,29 +381,38 @@ class Transport:
         with host.lock:
             if host.pinged:
                 return
-            response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
-            if (
-                response.status_code == 400
-                and host.scheme == "http"
-                and _TLS_SERVER_HINT.search(read_prefix(response, 200))
-            ):
-                # A local or insecure registry serving TLS: switch up, never down. Only an
-                # --insecure-registry skips verification (as Docker does).
-                host.scheme = "https"
-                if is_insecure(host.name, self.insecure):
-                    host.verify = False
-                    log.warning("registry %s: not verifying its TLS certificate", host.name)
-                    # Asked for with --insecure-registry: one log line, not a warning per request.
-                    warnings.filterwarnings(
-                        "ignore",
-                        message=f".*host '{re.escape(split_host(host.name))}'",
-                        category=urllib3.exceptions.InsecureRequestWarning,
-                    )
-                response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
-            if response.status_code == 401:
-                self._learn(host, response)
-            drain(response)
+            if host.failure is not None and host.failure.fresh():
+                host.failure.again()
+            try:
+                self._ping_once(host)
+            except RegistryError as e:
+                host.failure = _Failure.of(e)
+                raise
             host.pinged = True
+
+    def _ping_once(self, host: _Host) -> None:
+        response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
+        if (
+            response.status_code == 400
+            and host.scheme == "http"
+            and _TLS_SERVER_HINT.search(read_prefix(response, 200))
+        ):
+            # A local or insecure registry serving TLS: switch up, never down. Only an
+            # --insecure-registry skips verification (as Docker does).
+            host.scheme = "https"
+            if is_insecure(host.name, self.insecure):
+                host.verify = False
+                log.warning("registry %s: not verifying its TLS certificate", host.name)
+                # Asked for with --insecure-registry: one log line, not a warning per request.
+                warnings.filterwarnings(
+                    "ignore",
+                    message=f".*host '{re.escape(split_host(host.name))}'",
+                    category=urllib3.exceptions.InsecureRequestWarning,
+                )
+            response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
+        if response.status_code == 401:
+            self._learn(host, response)
+        drain(response)
 
     def _learn(self, host: _Host, response: requests.Response) -> Challenge | None:
         """Remember what a 401 asks for; returns the Bearer challenge if there is one."""
@@ -429,41 +461,57 @@ class Transport:
                 and cached.expires > time.monotonic()
             ):
                 return cached.value
-            challenge = host.bearer
-            assert challenge is not None
-            realm = challenge.realm or ""
-            same_host = urlsplit(realm).netloc == api_host(host.name)
-            credentials = self._credentials(host.name)
-            if credentials is not None and not realm_may_have_credentials(
-                host.scheme, api_host(host.name), realm
-            ):
-                # Ask anonymously: a public image still verifies, and nothing secret leaves.
-                if host.withheld is None:
-                    log.warning(
-                        "registry %s sends us to %s for tokens: not sending credentials there",
-                        host.name,
-                        realm[:200],
-                    )
-                host.withheld = realm
-                credentials = None
+            failed = self._token_failures.get(key)
+            if failed is not None and failed.fresh():
+                failed.again()  # e.g. refused credentials: not once more per waiting thread
             try:
-                token = fetch_token(
-                    self.send,
-                    host.name,
-                    challenge,
-                    list(dict.fromkeys([*scope.split(), *extra])),
-                    credentials,
-                    repo=repo,
-                    verify=host.verify if same_host else (self.ca_bundle or True),
-                )
-            except RegistryAuthError as e:
-                if host.withheld is not None:
-                    raise withheld_error(host.name, host.withheld) from e
+                value = self._fetch_token(host, scope, repo, extra)
+            except RegistryError as e:
+                self._token_failures[key] = _Failure.of(e)
                 raise
-            # Renew a little early so a token does not expire in flight.
-            expires = time.monotonic() + max(token.lifetime * 0.9, 1.0)
-            self._tokens[key] = _Cached(token.value, expires)
-            return token.value
+            self._token_failures.pop(key, None)
+            return value
+
+    def _fetch_token(
+        self, host: _Host, scope: str, repo: str | None, extra: tuple[str, ...]
+    ) -> str:
+        """Ask the realm; called with the (registry, scope) lock held."""
+        key = (host.name, scope)
+        challenge = host.bearer
+        assert challenge is not None
+        realm = challenge.realm or ""
+        same_host = urlsplit(realm).netloc == api_host(host.name)
+        credentials = self._credentials(host.name)
+        if credentials is not None and not realm_may_have_credentials(
+            host.scheme, api_host(host.name), realm
+        ):
+            # Ask anonymously: a public image still verifies, and nothing secret leaves.
+            if host.withheld is None:
+                log.warning(
+                    "registry %s sends us to %s for tokens: not sending credentials there",
+                    host.name,
+                    realm[:200],
+                )
+            host.withheld = realm
+            credentials = None
+        try:
+            token = fetch_token(
+                self.send,
+                host.name,
+                challenge,
+                list(dict.fromkeys([*scope.split(), *extra])),
+                credentials,
+                repo=repo,
+                verify=host.verify if same_host else (self.ca_bundle or True),
+            )
+        except RegistryAuthError as e:
+            if host.withheld is not None:
+                raise withheld_error(host.name, host.withheld) from e
+            raise
+        # Renew a little early so a token does not expire in flight.
+        expires = time.monotonic() + max(token.lifetime * 0.9, 1.0)
+        self._tokens[key] = _Cached(token.value, expires)
+        return token.value
 
     def _authorization(
         self,

@@ -261,6 +261,22 @@ def test_a_trickling_registry_is_an_error_within_the_deadline(
     assert elapsed < 3 * 2 + 2, f"took {elapsed:.1f} s"
 
 
+def test_threads_queued_behind_a_stuck_registry_fail_with_it(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    """Eight images on a registry whose ping trickles: one deadline, not eight in a row."""
+    slow = hostile(lambda r: Answer(200, b"{}" * 50, trickle=2.0))
+    repo = Repository(slow.host, "acme/app")
+    with RegistryClient(timeout=2, retries=0) as client, ThreadPoolExecutor(8) as pool:
+        started = time.monotonic()
+        futures = [pool.submit(client.get_manifest, repo, str(i)) for i in range(8)]
+        for future in futures:
+            with pytest.raises(RegistryError, match=rf"{slow.host} did not finish .* 2 s deadline"):
+                future.result()
+        assert time.monotonic() - started < 4.5
+    assert len(slow.seen) == 1
+
+
 def test_a_request_waiting_for_a_pooled_connection_keeps_its_deadline(
     hostile: Callable[..., HostileRegistry],
 ) -> None:
