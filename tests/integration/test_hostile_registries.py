@@ -300,6 +300,27 @@ def test_a_request_waiting_for_a_pooled_connection_keeps_its_deadline(
         assert time.monotonic() - started < 4.5
 
 
+def test_a_finished_requests_deadline_never_cuts_the_next_request_on_its_connection(
+    hostile: Callable[..., HostileRegistry],
+) -> None:
+    """The first request's deadline passes while a second one is in flight on the same
+    kept-alive connection: the watchdog must leave it alone."""
+
+    def answers(request: Request) -> Answer:
+        if request.path == "/v2/":
+            return Answer(200, b"{}")
+        return manifest_answer(delay=1.2 if request.path.endswith("/slow") else 0.0)
+
+    server = hostile(answers)
+    repo = Repository(server.host, "acme/app")
+    with RegistryClient(timeout=1.5, retries=0, concurrency=1) as client:
+        client.get_manifest(repo, "quick")
+        time.sleep(0.6)
+        client.get_manifest(repo, "slow")  # in flight when the first deadline passes
+    ports = {r.path: r.client_port for r in server.seen}
+    assert ports["/v2/acme/app/manifests/quick"] == ports["/v2/acme/app/manifests/slow"]
+
+
 # --- concurrency -----------------------------------------------------------------------------
 
 

@@ -48,6 +48,8 @@ class Request:
     headers: Mapping[str, str]
     started: float
     """``time.monotonic()`` when the request arrived."""
+    client_port: int = 0
+    """The client's source port: the same port is the same (kept-alive) connection."""
 
     @property
     def authorization(self) -> str | None:
@@ -209,6 +211,7 @@ class HostileRegistry:
                     parse_qs(url.query),
                     {k.lower(): v for k, v in self.headers.items()},
                     time.monotonic(),
+                    int(self.client_address[1]),
                 )
                 server._enter(request)
                 try:
