@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -32,6 +32,7 @@ from gate.credentials import IDENTITY_TOKEN_USERNAME, Credentials
 from gate.errors import RegistryAuthError, RegistryError
 from gate.registry_auth import (
     Challenge,
+    Token,
     auth_error,
     basic_authorization,
     fetch_token,
@@ -40,6 +41,7 @@ from gate.registry_auth import (
     withheld_error,
 )
 from gate.registry_deadline import BoundedAdapter, Deadline, finish, track
+from gate.registry_tokens import Failure, TokenCache
 
 log = logging.getLogger(__name__)
 USER_AGENT = "sealgate/0.1"
@@ -51,9 +53,6 @@ DEFAULT_CONCURRENCY = 32
 """Requests in flight to one registry (keep-alive connections in its pool)."""
 CONNECT_TIMEOUT = 10.0
 """A connection attempt that takes longer is retried, while the deadline allows."""
-FAILURE_MEMORY = 30.0
-"""Seconds a failed ping or token request is remembered, so the threads queued behind it
-fail at once instead of each waiting out its own deadline against the same registry."""
 _TLS_SERVER_HINT = re.compile(rb"https", re.IGNORECASE)
 
 
@@ -111,35 +110,12 @@ class _Host:
     basic: bool = False
     withheld: str | None = None
     """The token realm our credentials were kept from (see ``realm_may_have_credentials``)."""
-    failure: _Failure | None = None
+    failure: Failure | None = None
+    """A failed ping, answered again for a while to the threads queued behind it."""
 
     @property
     def base(self) -> str:
         return f"{self.scheme}://{api_host(self.name)}"
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """A registry error to answer again, until ``until`` (``time.monotonic()``)."""
-
-    until: float
-    error: RegistryError
-
-    @classmethod
-    def of(cls, error: RegistryError) -> _Failure:
-        return cls(time.monotonic() + FAILURE_MEMORY, error)
-
-    def fresh(self) -> bool:
-        return time.monotonic() < self.until
-
-    def again(self) -> NoReturn:
-        raise type(self.error)(self.error.message, hint=self.error.hint)
-
-
-@dataclass(frozen=True)
-class _Cached:
-    value: str = field(repr=False)
-    expires: float
 
 
 def read_prefix(response: requests.Response, limit: int) -> bytes:
@@ -224,9 +200,7 @@ class Transport:
         self._hosts: dict[str, _Host] = {}
         self._sessions: dict[str, requests.Session] = {}
         self._creds: dict[str, tuple[str, str] | None] = {}
-        self._tokens: dict[tuple[str, str], _Cached] = {}
-        self._token_locks: dict[tuple[str, str], threading.Lock] = {}
-        self._token_failures: dict[tuple[str, str], _Failure] = {}
+        self._tokens = TokenCache()
 
     @property
     def requests_made(self) -> int:
@@ -386,7 +360,7 @@ class Transport:
             try:
                 self._ping_once(host)
             except RegistryError as e:
-                host.failure = _Failure.of(e)
+                host.failure = Failure.of(e)
                 raise
             host.pinged = True
 
@@ -443,40 +417,21 @@ class Transport:
         *,
         rejected: str | None,
     ) -> str:
-        """A Bearer token for ``scope`` (may be ""), cached per (registry, scope) until it expires.
+        """A Bearer token for ``scope`` (may be ""), from the shared ``TokenCache``.
 
-        Single flight: one lock per key, so when many threads need the same
-        token one asks the token service and the others wait for its answer.
         ``rejected`` is a token the registry just refused: fetch a new one
         unless another thread already has.
         """
-        key = (host.name, scope)
-        with self._lock:
-            lock = self._token_locks.setdefault(key, threading.Lock())
-        with lock:
-            cached = self._tokens.get(key)
-            if (
-                cached is not None
-                and cached.value != rejected
-                and cached.expires > time.monotonic()
-            ):
-                return cached.value
-            failed = self._token_failures.get(key)
-            if failed is not None and failed.fresh():
-                failed.again()  # e.g. refused credentials: not once more per waiting thread
-            try:
-                value = self._fetch_token(host, scope, repo, extra)
-            except RegistryError as e:
-                self._token_failures[key] = _Failure.of(e)
-                raise
-            self._token_failures.pop(key, None)
-            return value
+        return self._tokens.get(
+            (host.name, scope),
+            lambda: self._fetch_token(host, scope, repo, extra),
+            rejected=rejected,
+        )
 
     def _fetch_token(
         self, host: _Host, scope: str, repo: str | None, extra: tuple[str, ...]
-    ) -> str:
-        """Ask the realm; called with the (registry, scope) lock held."""
-        key = (host.name, scope)
+    ) -> Token:
+        """Ask the realm; called by one thread at a time per (registry, scope)."""
         challenge = host.bearer
         assert challenge is not None
         realm = challenge.realm or ""
@@ -508,10 +463,7 @@ class Transport:
             if host.withheld is not None:
                 raise withheld_error(host.name, host.withheld) from e
             raise
-        # Renew a little early so a token does not expire in flight.
-        expires = time.monotonic() + max(token.lifetime * 0.9, 1.0)
-        self._tokens[key] = _Cached(token.value, expires)
-        return token.value
+        return token
 
     def _authorization(
         self,
