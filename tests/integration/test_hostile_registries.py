@@ -140,6 +140,33 @@ def test_gate_sends_no_explicit_credentials_to_a_host_the_manifest_names(
     assert ("Bearer anon" in attacker.authorizations()) == (lure == "bearer")
 
 
+def test_sign_binds_explicit_credentials_to_the_images_registry(
+    basic_registry: RegistryServer,
+    hostile: Callable[..., HostileRegistry],
+    tmp_path: Path,
+    isolated_docker_config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    attacker = hostile(lambda request: basic_challenge())
+    key = tmp_path / "signer"
+    keys.write_key_pair(str(key), keys.generate(), None)
+    ref = push_random_image(basic_registry, f"hostile/sign-{uuid.uuid4().hex[:8]}", "1")
+    monkeypatch.setenv("SEALGATE_REGISTRY_USERNAME", basic_registry.username or "")
+    monkeypatch.setenv("SEALGATE_REGISTRY_PASSWORD", basic_registry.password or "")
+    # No --registry: the credentials are for the registry of the image being signed.
+    assert main(["sign", str(ref), "--key", f"{key}.key"]) == 0
+    # Images in two registries: which one is the password for? Say so before anything is sent.
+    code = main(["sign", str(ref), f"{attacker.host}/acme/app:1", "--key", f"{key}.key"])
+    err = capsys.readouterr().err
+    assert code == 2 and "several registries" in err and "--registry HOST" in err
+    assert attacker.seen == []
+    # Named: signing there is attempted anonymously, and fails for want of credentials.
+    elsewhere = f"{attacker.host}/acme/app:1"
+    code = main(["sign", elsewhere, "--key", f"{key}.key", "--registry", basic_registry.host])
+    assert code == 3 and attacker.seen and attacker.authorizations() == []
+
+
 def test_docker_config_still_answers_for_other_hosts(
     hostile: Callable[..., HostileRegistry], isolated_docker_config: Path
 ) -> None:
