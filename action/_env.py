@@ -93,6 +93,8 @@ class Inputs:
     attestations: tuple[str, ...] = ()
     registry_username: str | None = None
     registry_password: str | None = field(default=None, repr=False)
+    registry: str | None = None
+    """The one registry host ``registry-username``/``registry-password`` are for."""
     insecure_registries: tuple[str, ...] = ()
     github_token: str | None = field(default=None, repr=False)
     gitlab_token: str | None = field(default=None, repr=False)
@@ -130,6 +132,7 @@ def read(env: Mapping[str, str]) -> Inputs:
         attestations=split_list(raw(env, "attestations")),
         registry_username=raw(env, "registry-username") or None,
         registry_password=raw(env, "registry-password") or None,
+        registry=raw(env, "registry") or None,
         insecure_registries=split_list(raw(env, "insecure-registries")),
         github_token=raw(env, "github-token") or None,
         gitlab_token=raw(env, "gitlab-token") or None,
@@ -162,6 +165,10 @@ def _require(inputs: Inputs) -> None:
         need.append("policy")
     if inputs.command == "verify" and not (inputs.policy or inputs.public_keys):
         need.append("policy or public-keys")
+    explicit = inputs.registry_username or inputs.registry_password
+    if inputs.command in ("verify", "gate", "pin-check") and explicit and not inputs.registry:
+        # Manifests and images can name any registry: the password goes to the one named here.
+        need.append("registry")
     if need:
         raise UsageError(
             f"command '{inputs.command}' needs input{'s' if len(need) > 1 else ''} "

@@ -28,11 +28,17 @@ from gate.usecase import Checked, Checker, Reporting
 
 def run(inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner) -> Outcome:
     """Dispatch on ``inputs.command``; raises SealgateError for bad input or registries."""
-    ctx = commands.Context(
-        commands.RegistryOptions(
-            inputs.insecure_registries, None, inputs.registry_username, inputs.registry_password
-        )
+    options = commands.RegistryOptions(
+        inputs.insecure_registries,
+        None,
+        inputs.registry_username,
+        inputs.registry_password,
+        registry=inputs.registry,
     )
+    if inputs.command in ("sign", "attest"):
+        options = options.for_images(inputs.images)
+    options.check()
+    ctx = commands.Context(options)
     handler = {
         "sign": _sign,
         "attest": _attest,

@@ -167,7 +167,7 @@ def main() -> int:
                         floor(host, [(r.path, r.digest or "") for r in pushed], args.concurrency)
                     )
                     before = len(server.access_log())
-                    ctx = commands.Context(commands.RegistryOptions(), workers=args.concurrency)
+                    ctx = commands.Context(commands.RegistryOptions(concurrency=args.concurrency))
                     start = time.perf_counter()
                     run = commands.gate(ctx, [str(tmp / "images.txt")], pol)
                     ours.append(time.perf_counter() - start)

@@ -8,6 +8,7 @@ and returns an exit code. They import what they need when they run, so that
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -55,16 +56,33 @@ def keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context(args: argparse.Namespace) -> commands.Context:
+def _context(args: argparse.Namespace, images: Sequence[str] | None = None) -> commands.Context:
+    """The registry options of ``_add_registry_options``; ``images`` (sign, untrust) lets
+    explicit credentials default to the images' registry."""
     from gate import commands
 
     password = os.environ.get("SEALGATE_REGISTRY_PASSWORD")
     if getattr(args, "registry_password_stdin", False):
         password = sys.stdin.readline().rstrip("\n")
     options = commands.RegistryOptions(
-        tuple(args.insecure_registry), args.ca_bundle, args.registry_username, password
+        tuple(args.insecure_registry),
+        args.ca_bundle,
+        args.registry_username,
+        password,
+        registry=getattr(args, "registry", None),
     )
-    return commands.Context(options, ledger_path=args.ledger, state_dir=args.global_state_dir)
+    if getattr(args, "timeout", None) is not None:
+        options = dataclasses.replace(options, timeout=args.timeout)
+    if getattr(args, "concurrency", None) is not None:
+        options = dataclasses.replace(options, concurrency=args.concurrency)
+    if images is not None:
+        options = options.for_images(images)
+    options.check()
+    return commands.Context(
+        options,
+        ledger_path=args.ledger,
+        state_dir=args.global_state_dir,
+    )
 
 
 def _parse_annotations(items: Sequence[str]) -> dict[str, str]:
@@ -83,7 +101,7 @@ def sign(args: argparse.Namespace) -> int:
 
     annotations = _parse_annotations(args.annotation)
     key = keys.load_private_key(args.key)
-    ctx = _context(args)
+    ctx = _context(args, args.images)
     done = commands.sign(
         ctx,
         args.images,
@@ -185,7 +203,7 @@ def revoke(args: argparse.Namespace) -> int:
     from gate import commands, keys
 
     key = keys.load_private_key(args.key)
-    done = commands.revoke(_context(args), args.image, key, args.action, args.reason)
+    done = commands.revoke(_context(args, [args.image]), args.image, key, args.action, args.reason)
     verb = "Untrusted" if args.action == "untrust" else "Marked unsupported"
     for digest in done.digests:
         print(f"{verb} {digest} ({args.image})")

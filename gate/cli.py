@@ -44,6 +44,41 @@ def _add_registry_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="read the registry password from stdin (else $SEALGATE_REGISTRY_PASSWORD)",
     )
+    g.add_argument(
+        "--registry",
+        metavar="HOST",
+        default=os.environ.get("SEALGATE_REGISTRY") or None,
+        help="the one registry the username and password are for; every other registry "
+        "gets only what your docker config holds for it (default: $SEALGATE_REGISTRY; "
+        "for sign, the images' registry)",
+    )
+    g.add_argument(
+        "--timeout",
+        type=_number,
+        metavar="SECONDS",
+        help="overall limit for each registry request, body included "
+        "(default: $SEALGATE_TIMEOUT, else 60)",
+    )
+    g.add_argument(
+        "--concurrency",
+        type=_whole_number,
+        metavar="N",
+        help="requests in flight per registry (default: $SEALGATE_CONCURRENCY, else 32)",
+    )
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a number") from None
+
+
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number") from None
 
 
 def _add_public_keys(p: argparse.ArgumentParser, help_text: str) -> None:

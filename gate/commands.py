@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -30,6 +30,38 @@ if TYPE_CHECKING:
     from gate.manifests import Finding
 
 
+TIMEOUT_ENV = "SEALGATE_TIMEOUT"
+CONCURRENCY_ENV = "SEALGATE_CONCURRENCY"
+MAX_CONCURRENCY = 256
+MAX_TIMEOUT = 86400.0
+
+
+def _env_limit(name: str, default: float) -> float:
+    """A number from the environment; what it must be is checked in RegistryOptions."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"{name} must be a number, not '{text[:20]}'") from None
+
+
+def _default_timeout() -> float:
+    from gate.registry_http import DEFAULT_TIMEOUT
+
+    return _env_limit(TIMEOUT_ENV, DEFAULT_TIMEOUT)
+
+
+def _default_concurrency() -> int:
+    from gate.registry_http import DEFAULT_CONCURRENCY
+
+    value = _env_limit(CONCURRENCY_ENV, DEFAULT_CONCURRENCY)
+    if value != int(value):
+        raise UsageError(f"{CONCURRENCY_ENV} must be a whole number, not {value:g}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class RegistryOptions:
     """How to reach registries: the same knobs on the CLI, the Action and GitLab."""
@@ -37,14 +69,86 @@ class RegistryOptions:
     insecure: tuple[str, ...] = ()
     ca_bundle: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
+    registry: str | None = None
+    """The one registry host explicit credentials go to (``--registry``, $SEALGATE_REGISTRY)."""
+    timeout: float = field(default_factory=_default_timeout)
+    """Overall seconds for one request, body included (``--timeout``, $SEALGATE_TIMEOUT)."""
+    concurrency: int = field(default_factory=_default_concurrency)
+    """Requests in flight per registry (``--concurrency``, $SEALGATE_CONCURRENCY): size
+    worker pools to this, the client never runs more than this per registry at once."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.timeout <= MAX_TIMEOUT:  # also refuses NaN
+            raise UsageError(
+                f"--timeout ({TIMEOUT_ENV}) must be more than 0 and at most "
+                f"{MAX_TIMEOUT:g} seconds, not {self.timeout:g}"
+            )
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise UsageError(
+                f"--concurrency ({CONCURRENCY_ENV}) must be from 1 to {MAX_CONCURRENCY}, "
+                f"not {self.concurrency}"
+            )
+
+    def _explicit(self) -> bool:
+        from gate.credentials import PASSWORD_ENV, USERNAME_ENV
+
+        return bool(
+            self.username
+            or self.password
+            or os.environ.get(USERNAME_ENV)
+            or os.environ.get(PASSWORD_ENV)
+        )
+
+    def _registry(self) -> str | None:
+        from gate.credentials import REGISTRY_ENV
+
+        return self.registry or os.environ.get(REGISTRY_ENV, "").strip() or None
+
+    def for_images(self, images: Sequence[str]) -> RegistryOptions:
+        """``sign`` and ``untrust``: explicit credentials are for the registry of the images.
+
+        Images in several registries need ``--registry`` to say which one.
+        """
+        if self._registry() is not None or not self._explicit():
+            return self
+        hosts: set[str] = set()
+        for text in images:
+            try:
+                reference = refs.parse_source(text).reference
+            except UsageError:
+                continue  # reported by the command itself, in its own words
+            if reference is not None:
+                hosts.add(reference.registry)
+        if len(hosts) > 1:
+            raise UsageError(
+                f"the images are in several registries ({', '.join(sorted(hosts))}): "
+                "name the one the credentials are for with --registry HOST"
+            )
+        return replace(self, registry=hosts.pop()) if hosts else self
+
+    def check(self) -> None:
+        """Fail before any work when explicit credentials are not bound to a registry."""
+        from gate.credentials import UNBOUND, registry_host
+
+        registry = self._registry()
+        if registry is not None:
+            registry_host(registry)  # a bad --registry is a usage error now, not later
+        elif self._explicit():
+            raise UsageError(UNBOUND)
 
     def client(self) -> RegistryClient:
         from gate.credentials import Credentials
 
-        credentials = Credentials.from_environment(username=self.username, password=self.password)
+        credentials = Credentials.from_environment(
+            username=self.username, password=self.password, registry=self.registry
+        )
         return RegistryClient(
-            credentials=credentials, insecure=self.insecure, ca_bundle=self.ca_bundle
+            credentials=credentials,
+            insecure=self.insecure,
+            ca_bundle=self.ca_bundle,
+            timeout=self.timeout,
+            concurrency=self.concurrency,
         )
 
 
@@ -57,10 +161,13 @@ class Context:
     """None means ``$SEALGATE_LEDGER``, else the file in the user's data directory."""
     state_dir: str | None = None
     """Where the ledger's witness lives; None means ``gate.ledger.state_dir()``."""
-    workers: int = 32
-    """Verifications in flight at once (the registry pool is sized to match)."""
     _client: RegistryClient | None = None
     _ledger: Ledger | None = None
+
+    @property
+    def workers(self) -> int:
+        """Verifications in flight at once: as many as the registry pool lets out."""
+        return self.registry.concurrency
 
     def close(self) -> None:
         """Release the registry connections; the context can be used again afterwards."""

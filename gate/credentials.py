@@ -3,11 +3,15 @@
 The lookup follows docker-py's ``resolve_authconfig`` (FORMATS.md §5.7) so a
 ``docker login`` done on the machine works unchanged:
 
-1. explicit username/password (command-line flags) — for every registry;
-2. ``SEALGATE_REGISTRY_USERNAME`` / ``SEALGATE_REGISTRY_PASSWORD`` — for every registry;
-3. ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``: ``credHelpers[host]``,
-   then ``credsStore``, then the ``auths`` map.
+1. explicit username/password (command-line flags), then
+   ``SEALGATE_REGISTRY_USERNAME`` / ``SEALGATE_REGISTRY_PASSWORD`` — for ONE registry
+   only, the one named by ``--registry`` / ``SEALGATE_REGISTRY``;
+2. for every registry (that one included when nothing explicit was given):
+   ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``: ``credHelpers[host]``,
+   then ``credsStore``, then the ``auths`` map, each scoped to its host by docker.
 
+The binding lives in ``Credentials`` itself, so no caller can send a CI's
+password to a registry that a pull request's manifest happens to name.
 Secrets never appear in ``repr()``, logs or error messages.
 """
 
@@ -31,6 +35,11 @@ log = logging.getLogger(__name__)
 
 USERNAME_ENV = "SEALGATE_REGISTRY_USERNAME"
 PASSWORD_ENV = "SEALGATE_REGISTRY_PASSWORD"
+REGISTRY_ENV = "SEALGATE_REGISTRY"
+UNBOUND = (
+    "explicit registry credentials are sent to one registry only: name it with "
+    f"--registry HOST (or {REGISTRY_ENV})"
+)
 IDENTITY_TOKEN_USERNAME = "<token>"
 """A username meaning "the secret is an identity (OAuth2 refresh) token" (docker/cli login.md)."""
 DOCKER_HUB_INDEX = "https://index.docker.io/v1/"
@@ -47,6 +56,28 @@ def _hostname(key: str) -> str:
     if "://" in key:
         return urlsplit(key).netloc
     return key.split("/", 1)[0]
+
+
+def registry_host(text: str) -> str:
+    """``ghcr.io``, ``https://ghcr.io/``, ``https://index.docker.io/v1/`` -> a registry name.
+
+    Names compare as references do: lowercase, Docker Hub's aliases are ``docker.io``.
+    """
+    host = text.strip()
+    for prefix in ("https://", "http://"):
+        if host.lower().startswith(prefix):
+            host = host[len(prefix) :]
+    host = host.rstrip("/")
+    for suffix in ("/v1", "/v2"):
+        if host.endswith(suffix):
+            host = host[: -len(suffix)]
+    host = host.lower()
+    if not host or "/" in host or any(c.isspace() or c in "@?#" for c in host):
+        shown = text.strip()[:60]
+        raise UsageError(
+            f"--registry takes a registry host such as ghcr.io or 127.0.0.1:5000, not '{shown}'"
+        )
+    return "docker.io" if host in _DOCKER_HUB_NAMES else host
 
 
 def server_address(host: str) -> str:
@@ -203,14 +234,35 @@ def default_config_path(env: Mapping[str, str]) -> Path:
 class Credentials:
     """Where registry credentials come from; ``Credentials()`` is anonymous everywhere.
 
-    Explicit and environment credentials are sent to every registry that asks
-    (as ``--username`` does for skopeo): give them only for the registries you use.
+    Explicit credentials (``username``/``password``) belong to ``registry`` and
+    to no other host: a manifest may name any registry, and a CI's password
+    must not follow it there. Other hosts get only what the docker config
+    files under their own name.
     """
 
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    registry: str | None = None
+    """The one registry host (``ghcr.io``, ``127.0.0.1:5000``) the explicit credentials are for."""
     config: DockerConfig | None = None
     helper: HelperRunner = field(default=run_helper, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if (self.username is None) != (self.password is None):
+            raise UsageError("give both a registry username and a password, or neither")
+        if self.username is not None and self.registry is None:
+            raise UsageError(UNBOUND)
+        if self.registry is not None:
+            object.__setattr__(self, "registry", registry_host(self.registry))
+
+    def holds(self, host: str) -> bool:
+        """True when ``host`` is the registry the explicit credentials are bound to."""
+        if self.username is None or self.registry is None:
+            return False
+        try:
+            return registry_host(host) == self.registry
+        except UsageError:
+            return False
 
     @classmethod
     def from_environment(
@@ -219,17 +271,20 @@ class Credentials:
         password: str | None = None,
         config_path: str | os.PathLike[str] | None = None,
         *,
+        registry: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Credentials:
-        """Flags, then SEALGATE_REGISTRY_USERNAME/PASSWORD, then docker's config.json.
+        """Flags, then SEALGATE_REGISTRY_USERNAME/PASSWORD (for SEALGATE_REGISTRY), then docker's.
 
         A flag and the environment may be mixed (user on the command line,
-        password in the environment); giving only one half is a UsageError.
+        password in the environment); giving only one half, or explicit
+        credentials without the registry they are for, is a UsageError.
         ``config_path`` is a ``config.json`` file or the directory holding it.
         """
         env = os.environ if env is None else env
         username = username or env.get(USERNAME_ENV) or None
         password = password or env.get(PASSWORD_ENV) or None
+        registry = registry or env.get(REGISTRY_ENV, "").strip() or None
         if (username is None) != (password is None):
             missing = "password" if password is None else "username"
             raise UsageError(
@@ -239,14 +294,22 @@ class Credentials:
         path = Path(config_path) if config_path is not None else default_config_path(env)
         if path.is_dir():
             path = path / "config.json"
-        return cls(username=username, password=password, config=DockerConfig.load(path))
+        if username is not None and registry is None:
+            raise UsageError(UNBOUND)
+        return cls(
+            username=username,
+            password=password,
+            registry=registry,
+            config=DockerConfig.load(path),
+        )
 
     def for_registry(self, host: str) -> tuple[str, str] | None:
         """(username, password) for ``host`` (``127.0.0.1:5000``, ``docker.io``), or None.
 
+        Explicit credentials only for the bound registry; the docker config for the rest.
         A username of ``IDENTITY_TOKEN_USERNAME`` means the password is an identity token.
         """
-        if self.username is not None and self.password is not None:
+        if self.holds(host) and self.username is not None and self.password is not None:
             return self.username, self.password
         if self.config is not None:
             return self.config.lookup(host, self.helper)

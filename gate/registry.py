@@ -41,7 +41,8 @@ from gate.errors import (
     RegistryError,
 )
 from gate.refs import Reference, Repository, parse_digest
-from gate.registry_http import Transport, drain, read_prefix
+from gate.registry_deadline import finish
+from gate.registry_http import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, Transport, drain, read_prefix
 
 __all__ = [
     "DOCKER_MANIFEST",
@@ -107,11 +108,16 @@ class RegistryClient:
         credentials: Credentials | None = None,
         insecure: Iterable[str] = (),
         ca_bundle: str | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
+        concurrency: int = DEFAULT_CONCURRENCY,
         max_manifest_bytes: int = 4 * 1024 * 1024,
         max_blob_bytes: int = 64 * 1024 * 1024,
     ) -> None:
+        """``timeout``: overall seconds per request, body included (not per read).
+
+        ``concurrency``: requests in flight to one registry; size worker pools to it.
+        """
         self.max_manifest_bytes = max_manifest_bytes
         self.max_blob_bytes = max_blob_bytes
         self._http = Transport(
@@ -120,7 +126,10 @@ class RegistryClient:
             ca_bundle=ca_bundle,
             timeout=timeout,
             retries=retries,
+            concurrency=concurrency,
         )
+        self.concurrency = self._http.concurrency
+        self.timeout = timeout
         self._index_locks: dict[tuple[Repository, str], threading.Lock] = {}
         self._lock = threading.Lock()
         self._referrers_api: dict[str, bool] = {}
@@ -162,25 +171,29 @@ class RegistryClient:
 
     def _read(self, response: requests.Response, cap: int, what: str) -> bytes:
         """The whole body, refusing more than ``cap`` bytes before or while reading."""
-        with response:
+        chunks: list[bytes] = []
+        try:
             length = response.headers.get("Content-Length")
             if length is not None and length.isdigit() and int(length) > cap:
                 raise OversizedError(
                     f"{what} is {int(length)} bytes, over the {cap}-byte limit; refusing it"
                 )
-            chunks: list[bytes] = []
             total = 0
-            try:
-                for chunk in response.iter_content(chunk_size=65536):
-                    chunks.append(chunk)
-                    total += len(chunk)
-                    if total > cap:
-                        raise OversizedError(f"{what} is over the {cap}-byte limit; refusing it")
-            except requests.RequestException as e:
-                raise RegistryError(
-                    f"the registry connection broke while reading {what}; try again"
-                ) from e
-            return b"".join(chunks)
+            for chunk in response.iter_content(chunk_size=65536):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > cap:
+                    raise OversizedError(f"{what} is over the {cap}-byte limit; refusing it")
+        except requests.RequestException as e:
+            finish(response)  # the deadline's sentence, when that is what cut the body
+            raise RegistryError(
+                f"the registry connection broke while reading {what}; try again"
+            ) from e
+        except BaseException:
+            response.close()
+            raise
+        finish(response)
+        return b"".join(chunks)
 
     # -- reading --
 

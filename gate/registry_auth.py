@@ -3,7 +3,8 @@
 NOTE: distribution ``docs/spec/auth/token.md`` and RFC 6750 §3 (FORMATS.md §5.6).
 A registry answers 401 with a Bearer challenge (realm, service, scope) or a
 Basic one; for Bearer we ask the realm for a token, with Basic credentials if
-we have them. Nothing here logs a secret or puts one in an error message.
+we have them and the realm may have them (``realm_may_have_credentials``).
+Nothing here logs a secret or puts one in an error message.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import requests
 
 from gate.credentials import IDENTITY_TOKEN_USERNAME, PASSWORD_ENV, USERNAME_ENV
 from gate.errors import RegistryAuthError, RegistryError
+from gate.registry_deadline import finish
 
 DEFAULT_TOKEN_LIFETIME = 60.0
 """Seconds a token lives when the reply has no ``expires_in`` (token.md)."""
@@ -117,6 +119,44 @@ def auth_error(registry: str, repo: str | None, *, refused: bool) -> RegistryAut
     return RegistryAuthError(f"registry {registry} needs credentials for {what}: {how}")
 
 
+def _hostname(netloc: str) -> str:
+    """``host:port`` or ``[v6]:port`` -> the lowercased host name."""
+    return (urlsplit(f"//{netloc}").hostname or "").lower()
+
+
+def realm_may_have_credentials(registry_scheme: str, registry_netloc: str, realm: str) -> bool:
+    """May the credentials of a registry reached at ``registry_scheme://registry_netloc`` go to
+    the token ``realm`` its challenge names?
+
+    The challenge is the registry's to write, and a token request carries the
+    password in the clear unless it goes over TLS. So: any HTTPS realm (Docker
+    Hub's is ``auth.docker.io``, GHCR's its own host); a plain-HTTP realm only
+    when the registry itself is spoken to over plain HTTP and the realm is on
+    the same host name (a local registry and its token service on another
+    port), where the password already travels that way. Never HTTP after HTTPS,
+    never plain HTTP to another host.
+    """
+    parts = urlsplit(realm)
+    if parts.scheme == "https":
+        return True
+    return (
+        parts.scheme == "http"
+        and registry_scheme == "http"
+        and _hostname(parts.netloc) == _hostname(registry_netloc)
+        and bool(_hostname(parts.netloc))
+    )
+
+
+def withheld_error(registry: str, realm: str) -> RegistryAuthError:
+    """The 401 after we kept the credentials from a realm they must not go to."""
+    shown = realm if len(realm) <= 100 else realm[:97] + "..."
+    return RegistryAuthError(
+        f"registry {registry} asks for tokens from {shown}, which is neither HTTPS nor its own "
+        "plain-HTTP host, so Sealgate did not send it the credentials; fix the registry's "
+        "token realm"
+    )
+
+
 class Sender(Protocol):
     """``Transport.send``: one request with retries, no auth."""
 
@@ -168,19 +208,20 @@ def fetch_token(
         }
         response = send(registry, "POST", realm, data=form, verify=verify)
         if response.status_code in (404, 405):
-            response.close()
+            finish(response)
             response = send(registry, "GET", realm, params=params, auth=credentials, verify=verify)
     else:
         response = send(registry, "GET", realm, params=params, auth=credentials, verify=verify)
-    with response:
-        if response.status_code in (401, 403):
-            raise auth_error(registry, repo, refused=credentials is not None)
-        if response.status_code != 200:
-            raise RegistryError(
-                f"the token service of registry {registry} answered "
-                f"{response.status_code} {response.reason}; try again later"
-            )
-        body = _read_json(response)
+    if response.status_code in (401, 403):
+        finish(response)
+        raise auth_error(registry, repo, refused=credentials is not None)
+    if response.status_code != 200:
+        finish(response)
+        raise RegistryError(
+            f"the token service of registry {registry} answered "
+            f"{response.status_code} {response.reason}; try again later"
+        )
+    body = _read_json(response)
     value = body.get("token") or body.get("access_token")
     try:
         lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
@@ -192,13 +233,19 @@ def fetch_token(
 
 
 def _read_json(response: requests.Response) -> dict[str, Any]:
+    """The token reply as a JSON object ({} when it is not one); raises on the deadline."""
     data = bytearray()
     try:
         for chunk in response.iter_content(chunk_size=65536):
             data += chunk
             if len(data) > MAX_TOKEN_REPLY:
                 break
+    except requests.RequestException:
+        data = bytearray()
+    finally:
+        finish(response)
+    try:
         body = json.loads(bytes(data))
-    except (requests.RequestException, ValueError):
+    except ValueError:
         body = None
     return body if isinstance(body, dict) else {}

@@ -2,11 +2,12 @@
 
 ``registry.py`` says *what* to fetch; this module gets it there and back:
 one pooled ``requests.Session`` per host (safe to share across the threads
-that verify images concurrently), anonymous first, then whatever the
-registry's ``WWW-Authenticate`` asks for (``registry_auth``), retries with
-backoff on 429/5xx and dropped connections, and every ``requests`` error
-translated into ``RegistryError`` here. Bodies are always streamed so callers
-can read them under a size cap.
+that verify images concurrently, at most ``concurrency`` connections each),
+anonymous first, then whatever the registry's ``WWW-Authenticate`` asks for
+(``registry_auth``), retries with backoff on 429/5xx and dropped connections,
+an overall deadline per request (``registry_deadline``), and every
+``requests`` error translated into ``RegistryError`` here. Bodies are always
+streamed so callers can read them under a size cap.
 """
 
 from __future__ import annotations
@@ -26,22 +27,32 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from gate.credentials import IDENTITY_TOKEN_USERNAME, Credentials
-from gate.errors import RegistryError
+from gate.errors import RegistryAuthError, RegistryError
 from gate.registry_auth import (
     Challenge,
+    Token,
     auth_error,
     basic_authorization,
     fetch_token,
     parse_www_authenticate,
+    realm_may_have_credentials,
+    withheld_error,
 )
+from gate.registry_deadline import BoundedAdapter, Deadline, finish, track
+from gate.registry_tokens import Failure, TokenCache
 
 log = logging.getLogger(__name__)
 USER_AGENT = "sealgate/0.1"
 MAX_RETRY_AFTER = 10.0
 """Longest wait we honour from a Retry-After header; past it we retry anyway."""
+DEFAULT_TIMEOUT = 60.0
+"""Seconds one request may take overall: connecting, retries, headers and the whole body."""
+DEFAULT_CONCURRENCY = 32
+"""Requests in flight to one registry (keep-alive connections in its pool)."""
+CONNECT_TIMEOUT = 10.0
+"""A connection attempt that takes longer is retried, while the deadline allows."""
 _TLS_SERVER_HINT = re.compile(rb"https", re.IGNORECASE)
 
 
@@ -97,16 +108,14 @@ class _Host:
     pinged: bool = False
     bearer: Challenge | None = None
     basic: bool = False
+    withheld: str | None = None
+    """The token realm our credentials were kept from (see ``realm_may_have_credentials``)."""
+    failure: Failure | None = None
+    """A failed ping, answered again for a while to the threads queued behind it."""
 
     @property
     def base(self) -> str:
         return f"{self.scheme}://{api_host(self.name)}"
-
-
-@dataclass(frozen=True)
-class _Cached:
-    value: str = field(repr=False)
-    expires: float
 
 
 def read_prefix(response: requests.Response, limit: int) -> bytes:
@@ -120,7 +129,7 @@ def read_prefix(response: requests.Response, limit: int) -> bytes:
     except requests.RequestException:
         pass
     finally:
-        response.close()
+        finish(response)
     return bytes(out[:limit])
 
 
@@ -129,10 +138,24 @@ def drain(response: requests.Response) -> None:
     read_prefix(response, 65536)
 
 
-def _unreachable_reason(e: Exception, timeout: float) -> str:
+def _drain_quietly(response: requests.Response) -> None:
+    """``drain`` a reply we are about to retry; the retry answers for the deadline."""
+    out = 0
+    try:
+        for chunk in response.iter_content(chunk_size=65536):
+            out += len(chunk)
+            if out >= 65536:
+                break
+    except requests.RequestException:
+        pass
+    finally:
+        response.close()
+
+
+def _unreachable_reason(e: Exception) -> str:
     text = str(e)
     if isinstance(e, requests.Timeout):
-        return f"no answer within {timeout:g} s"
+        return f"no connection within {CONNECT_TIMEOUT:g} s"
     if "refused" in text:
         return "connection refused"
     if "resolve" in text or "not known" in text or "nodename" in text:
@@ -160,22 +183,24 @@ class Transport:
         credentials: Credentials | None,
         insecure: Collection[str],
         ca_bundle: str | None,
-        timeout: float,
-        retries: int,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = 3,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.credentials = credentials or Credentials()
         self.insecure = frozenset(insecure)
         self.ca_bundle = ca_bundle
         self.timeout = timeout
+        """Overall seconds per request (``registry_deadline``), not a per-read timeout."""
         self.retries = max(0, retries)
+        self.concurrency = max(1, concurrency)
         self.sleep: Callable[[float], None] = time.sleep
         self._lock = threading.Lock()
         self._count = 0
         self._hosts: dict[str, _Host] = {}
         self._sessions: dict[str, requests.Session] = {}
         self._creds: dict[str, tuple[str, str] | None] = {}
-        self._tokens: dict[tuple[str, str], _Cached] = {}
-        self._token_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._tokens = TokenCache()
 
     @property
     def requests_made(self) -> int:
@@ -199,7 +224,7 @@ class Transport:
             session = self._sessions.get(netloc)
             if session is None:
                 session = requests.Session()
-                adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32, max_retries=0)
+                adapter = BoundedAdapter(self.concurrency)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 session.headers["User-Agent"] = USER_AGENT
@@ -247,39 +272,70 @@ class Transport:
     ) -> requests.Response:
         """One logical request with retries on 429/5xx and dropped connections; no auth.
 
-        The body is streamed: read it with a cap (``read_prefix``) or close it.
+        The body is streamed: read it with a cap (``read_prefix``) and end with
+        ``finish``. Everything, body included, must be done within ``self.timeout``.
         """
         session = self._session(urlsplit(url).netloc)
         kwargs.setdefault("allow_redirects", method in ("GET", "HEAD"))
         kwargs["stream"] = True  # bodies are read by callers, always under a cap
+        deadline = Deadline(registry, self.timeout)
+        try:
+            with deadline.active():
+                response = self._attempts(session, deadline, method, url, headers, verify, kwargs)
+        except BaseException:
+            deadline.finish()
+            raise
+        track(response, deadline)
+        return response
+
+    def _attempts(
+        self,
+        session: requests.Session,
+        deadline: Deadline,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        verify: bool | str,
+        kwargs: dict[str, Any],
+    ) -> requests.Response:
+        registry = deadline.registry
         response: requests.Response | None = None
         for attempt in range(self.retries + 1):
             if attempt:
-                self.sleep(self._retry_delay(attempt - 1, response))
+                delay = self._retry_delay(attempt - 1, response)
+                if delay >= deadline.remaining():
+                    raise deadline.error()
+                self.sleep(delay)
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                raise deadline.error()
             self._add(1)
             try:
                 response = session.request(
                     method,
                     url,
                     headers=dict(headers or {}),
-                    timeout=self.timeout,
+                    timeout=(min(CONNECT_TIMEOUT, remaining), remaining),
                     verify=verify,
                     **kwargs,
                 )
-            except requests.exceptions.SSLError as e:
-                raise RegistryError(
-                    f"cannot make a trusted TLS connection to registry {registry} "
-                    f"({_tls_reason(e)}); give its CA certificate with --ca-bundle, "
-                    "or list it with --insecure-registry"
-                ) from e
-            except (requests.ConnectionError, requests.Timeout) as e:
-                response = None
-                if attempt < self.retries:
-                    continue
-                raise RegistryError(
-                    f"cannot reach registry {registry}: {_unreachable_reason(e, self.timeout)}"
-                ) from e
-            except requests.RequestException as e:
+            except (requests.RequestException, urllib3.exceptions.HTTPError) as e:
+                timed_out = isinstance(e, (requests.ReadTimeout, urllib3.exceptions.EmptyPoolError))
+                if deadline.expired or timed_out or deadline.remaining() <= 0:
+                    raise deadline.error() from e
+                if isinstance(e, requests.exceptions.SSLError):
+                    raise RegistryError(
+                        f"cannot make a trusted TLS connection to registry {registry} "
+                        f"({_tls_reason(e)}); give its CA certificate with --ca-bundle, "
+                        "or list it with --insecure-registry"
+                    ) from e
+                if isinstance(e, (requests.ConnectionError, requests.Timeout)):
+                    response = None
+                    if attempt < self.retries:
+                        continue
+                    raise RegistryError(
+                        f"cannot reach registry {registry}: {_unreachable_reason(e)}"
+                    ) from e
                 raise RegistryError(
                     f"request to registry {registry} failed: {type(e).__name__}"
                 ) from e
@@ -287,7 +343,7 @@ class Transport:
             if (
                 response.status_code == 429 or response.status_code >= 500
             ) and attempt < self.retries:
-                drain(response)
+                _drain_quietly(response)
                 continue
             return response
         raise AssertionError("unreachable")  # pragma: no cover
@@ -299,29 +355,38 @@ class Transport:
         with host.lock:
             if host.pinged:
                 return
-            response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
-            if (
-                response.status_code == 400
-                and host.scheme == "http"
-                and _TLS_SERVER_HINT.search(read_prefix(response, 200))
-            ):
-                # A local or insecure registry serving TLS: switch up, never down. Only an
-                # --insecure-registry skips verification (as Docker does).
-                host.scheme = "https"
-                if is_insecure(host.name, self.insecure):
-                    host.verify = False
-                    log.warning("registry %s: not verifying its TLS certificate", host.name)
-                    # Asked for with --insecure-registry: one log line, not a warning per request.
-                    warnings.filterwarnings(
-                        "ignore",
-                        message=f".*host '{re.escape(split_host(host.name))}'",
-                        category=urllib3.exceptions.InsecureRequestWarning,
-                    )
-                response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
-            if response.status_code == 401:
-                self._learn(host, response)
-            drain(response)
+            if host.failure is not None and host.failure.fresh():
+                host.failure.again()
+            try:
+                self._ping_once(host)
+            except RegistryError as e:
+                host.failure = Failure.of(e)
+                raise
             host.pinged = True
+
+    def _ping_once(self, host: _Host) -> None:
+        response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
+        if (
+            response.status_code == 400
+            and host.scheme == "http"
+            and _TLS_SERVER_HINT.search(read_prefix(response, 200))
+        ):
+            # A local or insecure registry serving TLS: switch up, never down. Only an
+            # --insecure-registry skips verification (as Docker does).
+            host.scheme = "https"
+            if is_insecure(host.name, self.insecure):
+                host.verify = False
+                log.warning("registry %s: not verifying its TLS certificate", host.name)
+                # Asked for with --insecure-registry: one log line, not a warning per request.
+                warnings.filterwarnings(
+                    "ignore",
+                    message=f".*host '{re.escape(split_host(host.name))}'",
+                    category=urllib3.exceptions.InsecureRequestWarning,
+                )
+            response = self.send(host.name, "GET", f"{host.base}/v2/", verify=host.verify)
+        if response.status_code == 401:
+            self._learn(host, response)
+        drain(response)
 
     def _learn(self, host: _Host, response: requests.Response) -> Challenge | None:
         """Remember what a 401 asks for; returns the Bearer challenge if there is one."""
@@ -344,35 +409,61 @@ class Transport:
         return creds
 
     def _token(
-        self, host: _Host, scope: str, repo: str | None, extra: tuple[str, ...], *, refresh: bool
+        self,
+        host: _Host,
+        scope: str,
+        repo: str | None,
+        extra: tuple[str, ...],
+        *,
+        rejected: str | None,
     ) -> str:
-        """A Bearer token for ``scope`` (may be ""), cached per (registry, scope) until it expires.
+        """A Bearer token for ``scope`` (may be ""), from the shared ``TokenCache``.
 
-        One lock per key, so concurrent verifications share one token request.
+        ``rejected`` is a token the registry just refused: fetch a new one
+        unless another thread already has.
         """
-        key = (host.name, scope)
-        with self._lock:
-            lock = self._token_locks.setdefault(key, threading.Lock())
-        with lock:
-            cached = self._tokens.get(key)
-            if cached is not None and not refresh and cached.expires > time.monotonic():
-                return cached.value
-            challenge = host.bearer
-            assert challenge is not None
-            same_host = urlsplit(challenge.realm or "").netloc == api_host(host.name)
+        return self._tokens.get(
+            (host.name, scope),
+            lambda: self._fetch_token(host, scope, repo, extra),
+            rejected=rejected,
+        )
+
+    def _fetch_token(
+        self, host: _Host, scope: str, repo: str | None, extra: tuple[str, ...]
+    ) -> Token:
+        """Ask the realm; called by one thread at a time per (registry, scope)."""
+        challenge = host.bearer
+        assert challenge is not None
+        realm = challenge.realm or ""
+        same_host = urlsplit(realm).netloc == api_host(host.name)
+        credentials = self._credentials(host.name)
+        if credentials is not None and not realm_may_have_credentials(
+            host.scheme, api_host(host.name), realm
+        ):
+            # Ask anonymously: a public image still verifies, and nothing secret leaves.
+            if host.withheld is None:
+                log.warning(
+                    "registry %s sends us to %s for tokens: not sending credentials there",
+                    host.name,
+                    realm[:200],
+                )
+            host.withheld = realm
+            credentials = None
+        try:
             token = fetch_token(
                 self.send,
                 host.name,
                 challenge,
                 list(dict.fromkeys([*scope.split(), *extra])),
-                self._credentials(host.name),
+                credentials,
                 repo=repo,
                 verify=host.verify if same_host else (self.ca_bundle or True),
             )
-            # Renew a little early so a token does not expire in flight.
-            expires = time.monotonic() + max(token.lifetime * 0.9, 1.0)
-            self._tokens[key] = _Cached(token.value, expires)
-            return token.value
+        except RegistryAuthError as e:
+            if host.withheld is not None:
+                raise withheld_error(host.name, host.withheld) from e
+            raise
+        return token
 
     def _authorization(
         self,
@@ -381,10 +472,13 @@ class Transport:
         repo: str | None,
         *,
         extra: tuple[str, ...] = (),
-        refresh: bool = False,
+        rejected: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
         if host.bearer is not None:
-            token = self._token(host, scope, repo, extra, refresh=refresh)
+            sent = (rejected or {}).get("Authorization", "")
+            token = self._token(
+                host, scope, repo, extra, rejected=sent.removeprefix("Bearer ") or None
+            )
             return {"Authorization": f"Bearer {token}"}
         if host.basic and (creds := self._basic(host)) is not None:
             return basic_authorization(*creds)
@@ -422,7 +516,7 @@ class Transport:
             drain(response)
             challenge = self._learn(host, response)
             extra = challenge.scopes if challenge is not None else ()
-            retry = self._authorization(host, scope, repo, extra=extra, refresh=bool(sent))
+            retry = self._authorization(host, scope, repo, extra=extra, rejected=sent)
             if retry and (retry != sent or challenge is not None):
                 response = self.send(
                     registry,
@@ -434,6 +528,8 @@ class Transport:
                 )
         if response.status_code in (401, 403):
             drain(response)
+            if host.withheld is not None:
+                raise withheld_error(registry, host.withheld)
             refused = self._credentials(registry) is not None
             raise auth_error(registry, repo, refused=refused)
         return response

@@ -162,7 +162,7 @@ class RegistryServer:
         """Credentials that work here (anonymous for ``none``); no config file is read."""
         if self.username is None or self.password is None:
             return Credentials()
-        return Credentials(username=self.username, password=self.password)
+        return Credentials(username=self.username, password=self.password, registry=self.host)
 
     def client(self, **kwargs: Any) -> RegistryClient:
         """A RegistryClient with this server's credentials and CA; ``close()`` it when done."""

@@ -204,7 +204,9 @@ def test_basic_auth(basic_registry: RegistryServer) -> None:
     with basic_registry.client() as client:
         assert client.resolve(ref).digest == ref.digest
     with (
-        RegistryClient(credentials=Credentials("testuser", "wrong-password")) as client,
+        RegistryClient(
+            credentials=Credentials("testuser", "wrong-password", basic_registry.host)
+        ) as client,
         pytest.raises(
             RegistryAuthError, match=rf"registry {basic_registry.host} refused our credentials"
         ) as caught,
@@ -240,7 +242,9 @@ def test_token_auth(token_registry: RegistryServer, push_image: Callable[..., Re
         ("testuser", (f"repository:{repo}:pull",), 200)
     ]
     with (
-        RegistryClient(credentials=Credentials("testuser", "bad-pass")) as client,
+        RegistryClient(
+            credentials=Credentials("testuser", "bad-pass", token_registry.host)
+        ) as client,
         pytest.raises(RegistryAuthError, match="refused our credentials") as caught,
     ):
         client.resolve(ref)
@@ -256,7 +260,7 @@ def test_identity_token_against_the_token_server(
     assert server.token_server is not None
     ref = push_random_image(server, "it/identity", "1")
     server.token_server.refresh_tokens = {"refresh-123": "testuser"}
-    with RegistryClient(credentials=Credentials("<token>", "refresh-123")) as client:
+    with RegistryClient(credentials=Credentials("<token>", "refresh-123", server.host)) as client:
         assert client.resolve(ref).digest == ref.digest
     assert server.token_server.requests[-1].method == "POST"
 

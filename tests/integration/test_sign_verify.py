@@ -55,6 +55,7 @@ def auth_env(
         if server.username:
             monkeypatch.setenv("SEALGATE_REGISTRY_USERNAME", server.username)
             monkeypatch.setenv("SEALGATE_REGISTRY_PASSWORD", server.password or "")
+            monkeypatch.setenv("SEALGATE_REGISTRY", server.host)
 
     return use
 

@@ -91,6 +91,7 @@ def test_sigstore_js_bundle_referrer_verifies_with_sealgate(
 
     monkeypatch.setenv("SEALGATE_REGISTRY_USERNAME", basic_registry.username or "")
     monkeypatch.setenv("SEALGATE_REGISTRY_PASSWORD", basic_registry.password or "")
+    monkeypatch.setenv("SEALGATE_REGISTRY", basic_registry.host)
     code, result = verify(capsys, str(ref), keypair[1])
     assert (code, result["status"]) == (0, "TRUSTED"), result
     other = keys.write_key_pair(str(keypair[0].parent / "other"), keys.generate(), None)[1]

@@ -68,11 +68,63 @@ def test_nothing_configured_is_anonymous(clean_env: dict[str, str]) -> None:
     assert Credentials().for_registry("ghcr.io") is None
 
 
-def test_flags_apply_to_every_registry(tmp_path: Path) -> None:
-    config = _write_config(tmp_path / "d", {"auths": {"ghcr.io": {"auth": _auth("file", "f")}}})
-    creds = Credentials.from_environment("flag-user", "flag-pass", config, env={})
-    assert creds.for_registry("ghcr.io") == ("flag-user", "flag-pass")
+def test_flags_go_to_the_named_registry_only_the_rest_get_their_own(tmp_path: Path) -> None:
+    config = _write_config(
+        tmp_path / "d",
+        {
+            "auths": {
+                "ghcr.io": {"auth": _auth("file", "f")},
+                "evil.example": {"auth": _auth("e", "e")},
+            }
+        },
+    )
+    creds = Credentials.from_environment(
+        "flag-user", "flag-pass", config, registry="127.0.0.1:5000", env={}
+    )
     assert creds.for_registry("127.0.0.1:5000") == ("flag-user", "flag-pass")
+    # Every other host: only what the docker config files under its own name, or nothing.
+    assert creds.for_registry("ghcr.io") == ("file", "f")
+    assert creds.for_registry("evil.example") == ("e", "e")
+    assert creds.for_registry("127.0.0.1:5001") is None
+    assert creds.for_registry("127.0.0.1") is None
+    assert creds.for_registry("attacker.example") is None
+
+
+def test_explicit_credentials_without_a_registry_are_refused(clean_env: dict[str, str]) -> None:
+    with pytest.raises(UsageError, match="--registry HOST") as caught:
+        Credentials.from_environment("u", "s3cret-pw", env=clean_env)
+    assert "s3cret-pw" not in str(caught.value)
+    with pytest.raises(UsageError, match="SEALGATE_REGISTRY"):
+        Credentials("u", "p")
+    env = {**clean_env, "SEALGATE_REGISTRY_USERNAME": "u", "SEALGATE_REGISTRY_PASSWORD": "p"}
+    with pytest.raises(UsageError, match="--registry HOST"):
+        Credentials.from_environment(env=env)
+    bound = Credentials.from_environment(env={**env, "SEALGATE_REGISTRY": "ghcr.io"})
+    assert bound.registry == "ghcr.io" and bound.for_registry("ghcr.io") == ("u", "p")
+
+
+@pytest.mark.parametrize(
+    ("given", "host", "bound"),
+    [
+        ("ghcr.io", "GHCR.io", True),
+        ("https://ghcr.io/", "ghcr.io", True),
+        ("https://index.docker.io/v1/", "docker.io", True),
+        ("docker.io", "registry-1.docker.io", True),
+        ("127.0.0.1:5000", "127.0.0.1:5000", True),
+        ("127.0.0.1:5000", "127.0.0.1:5001", False),
+        ("ghcr.io", "ghcr.io.evil.example", False),
+        ("ghcr.io", "evil.example", False),
+    ],
+)
+def test_registry_names_compare_like_references(given: str, host: str, bound: bool) -> None:
+    assert Credentials("u", "p", given).holds(host) is bound
+    assert (Credentials("u", "p", given).for_registry(host) is not None) is bound
+
+
+@pytest.mark.parametrize("bad", ["", "ghcr.io/acme/app", "a b", "user@ghcr.io"])
+def test_a_registry_that_is_not_a_host_is_a_usage_error(bad: str) -> None:
+    with pytest.raises(UsageError, match="--registry takes a registry host"):
+        Credentials("u", "p", bad)
 
 
 def test_environment_beats_config_and_flags_beat_environment(tmp_path: Path) -> None:
@@ -80,13 +132,18 @@ def test_environment_beats_config_and_flags_beat_environment(tmp_path: Path) -> 
     _write_config(config_dir, {"auths": {"ghcr.io": {"auth": _auth("file", "f")}}})
     env = {
         "DOCKER_CONFIG": str(config_dir),
+        "SEALGATE_REGISTRY": "ghcr.io",
         "SEALGATE_REGISTRY_USERNAME": "env-user",
         "SEALGATE_REGISTRY_PASSWORD": "env-pass",
     }
     assert Credentials.from_environment(env=env).for_registry("ghcr.io") == ("env-user", "env-pass")
     assert Credentials.from_environment("u", "p", env=env).for_registry("ghcr.io") == ("u", "p")
     # A flag for the user with the password from the environment is fine.
-    assert Credentials.from_environment("u", env=env).for_registry("x") == ("u", "env-pass")
+    assert Credentials.from_environment("u", env=env).for_registry("ghcr.io") == ("u", "env-pass")
+    # The flag for the registry beats the environment's.
+    other = Credentials.from_environment("u", env=env, registry="quay.io")
+    assert other.for_registry("quay.io") == ("u", "env-pass")
+    assert other.for_registry("ghcr.io") == ("file", "f")
 
 
 def test_half_a_credential_is_a_usage_error(clean_env: dict[str, str]) -> None:
@@ -208,6 +265,8 @@ def test_broken_auth_value_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_secrets_stay_out_of_repr(tmp_path: Path) -> None:
     config = _write_config(tmp_path, {"auths": {"x.example": {"auth": _auth("u", "s3cret-file")}}})
-    creds = Credentials.from_environment("user", "s3cret-flag", config, env={})
+    creds = Credentials.from_environment(
+        "user", "s3cret-flag", config, registry="x.example", env={}
+    )
     text = repr(creds)
     assert "s3cret" not in text and _auth("u", "s3cret-file") not in text

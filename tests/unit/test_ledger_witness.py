@@ -13,7 +13,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gate.verify._stores import LedgerStore, MissingLedgerStore
 
 from gate import commands
 from gate.errors import LedgerError
@@ -26,6 +25,7 @@ from gate.ledger import (
     default_path,
     state_dir,
 )
+from gate.verify._stores import LedgerStore, MissingLedgerStore
 from tests.unit.test_ledger import add, digest, edit, filled, rebuild_tree
 
 

@@ -29,6 +29,7 @@ from gate.registry import (
     digest_of,
     referrers_tag,
 )
+from gate.registry_auth import realm_may_have_credentials
 
 MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}).encode()
 DIGEST = digest_of(MANIFEST)
@@ -76,7 +77,7 @@ class _QuietServer(ThreadingHTTPServer):
 class Fake:
     """A threaded HTTP/1.1 server on 127.0.0.1 answering with ``handler`` (None -> 404)."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, address: str = "127.0.0.1") -> None:
         self.handler = handler
         self.seen: list[Seen] = []
         fake = self
@@ -122,9 +123,9 @@ class Fake:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
-        self.server = _QuietServer(("127.0.0.1", 0), H)
+        self.server = _QuietServer((address, 0), H)
         self.server.daemon_threads = True
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.host = f"{address}:{self.server.server_address[1]}"
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         ).start()
@@ -370,12 +371,12 @@ def _basic_registry(s: Seen) -> Reply:
 def test_basic_auth(fake: Callable[[Handler], Fake]) -> None:
     server = fake(_basic_registry)
     ref = Reference(server.host, "demo/app", None, DIGEST)
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, server.host)) as client:
         assert client.get_manifest(server.repo(), DIGEST).digest == DIGEST
         client.resolve(ref)
         # After the first challenge Basic goes with every request: no more 401s.
         assert [s.route for s in server.seen].count("/v2/") == 1
-    for wrong in (Credentials("me", "wrong"), None):
+    for wrong in (Credentials("me", "wrong", server.host), None):
         with _client(credentials=wrong) as client, pytest.raises(RegistryAuthError) as caught:
             client.resolve(ref)
         message = str(caught.value)
@@ -428,7 +429,7 @@ class TokenFake:
 def test_bearer_tokens_are_fetched_once_per_scope(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     host = tokens.server.host
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, tokens.server.host)) as client:
         for _ in range(3):
             client.resolve(Reference(host, "demo/app", "v1"))
         assert len(tokens.token_requests) == 1
@@ -445,7 +446,7 @@ def test_bearer_tokens_are_fetched_once_per_scope(fake: Callable[[Handler], Fake
 def test_expired_token_is_renewed_once(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     ref = Reference(tokens.server.host, "demo/app", "v1")
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, tokens.server.host)) as client:
         client.resolve(ref)
         tokens.issued += 1  # the server moves on: our cached token is now refused
         client.resolve(ref)
@@ -455,7 +456,10 @@ def test_expired_token_is_renewed_once(fake: Callable[[Handler], Fake]) -> None:
 def test_concurrent_requests_share_one_token(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     ref = Reference(tokens.server.host, "demo/app", "v1")
-    with _client(credentials=Credentials("me", SECRET)) as client, ThreadPoolExecutor(8) as pool:
+    with (
+        _client(credentials=Credentials("me", SECRET, tokens.server.host)) as client,
+        ThreadPoolExecutor(8) as pool,
+    ):
         results = list(pool.map(lambda _: client.resolve(ref), range(32)))
     assert {r.digest for r in results} == {DIGEST}
     assert len(tokens.token_requests) == 1
@@ -465,7 +469,7 @@ def test_concurrent_requests_share_one_token(fake: Callable[[Handler], Fake]) ->
 def test_bearer_with_bad_credentials(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
     with (
-        _client(credentials=Credentials("me", "nope-nope")) as client,
+        _client(credentials=Credentials("me", "nope-nope", tokens.server.host)) as client,
         pytest.raises(RegistryAuthError, match="refused our credentials") as caught,
     ):
         client.resolve(Reference(tokens.server.host, "demo/app", "v1"))
@@ -474,7 +478,7 @@ def test_bearer_with_bad_credentials(fake: Callable[[Handler], Fake]) -> None:
 
 def test_identity_token_is_a_refresh_grant(fake: Callable[[Handler], Fake]) -> None:
     tokens = TokenFake(fake)
-    creds = Credentials(IDENTITY_TOKEN_USERNAME, "refresh-me")
+    creds = Credentials(IDENTITY_TOKEN_USERNAME, "refresh-me", tokens.server.host)
     with _client(credentials=creds) as client:
         client.resolve(Reference(tokens.server.host, "demo/app", "v1"))
     (request,) = tokens.token_requests
@@ -570,7 +574,7 @@ def test_credentials_do_not_follow_a_location_to_another_host(
         return store.handle(s)
 
     store.server.handler = guarded
-    with _client(credentials=Credentials("me", SECRET)) as client:
+    with _client(credentials=Credentials("me", SECRET, store.server.host)) as client:
         client.push_blob(store.server.repo(), b"data")
     assert store.elsewhere is not None
     (put,) = store.elsewhere.seen
@@ -705,3 +709,56 @@ def test_referrers_skip_malformed_entries(fake: Callable[[Handler], Fake]) -> No
     )
     with _client() as client:
         assert [d.size for d in client.referrers(server.repo(), DIGEST)] == [1]
+
+
+# --- where a token realm may take our credentials -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scheme", "registry", "realm", "allowed"),
+    [
+        ("https", "ghcr.io", "https://ghcr.io/token", True),
+        ("https", "registry-1.docker.io", "https://auth.docker.io/token", True),
+        ("http", "127.0.0.1:5000", "https://127.0.0.2:5001/token", True),
+        ("http", "127.0.0.1:5000", "http://127.0.0.1:5001/token", True),
+        ("http", "LOCALHOST:5000", "http://localhost/token", True),
+        ("https", "ghcr.io", "http://ghcr.io/token", False),
+        ("https", "127.0.0.1:5000", "http://127.0.0.1:5001/token", False),
+        ("http", "127.0.0.1:5000", "http://127.0.0.2:5000/token", False),
+        ("http", "127.0.0.1:5000", "http://localhost:5000/token", False),
+        ("http", "registry.local", "http://registry.local.evil.example/token", False),
+        ("http", "127.0.0.1:5000", "ftp://127.0.0.1/token", False),
+        ("http", "127.0.0.1:5000", "/token", False),
+        ("http", "[::1]:5000", "http://[::1]:5001/token", True),
+    ],
+)
+def test_realm_may_have_credentials(scheme: str, registry: str, realm: str, allowed: bool) -> None:
+    assert realm_may_have_credentials(scheme, registry, realm) is allowed
+
+
+def test_a_withheld_realm_is_asked_anonymously_and_the_error_says_why(
+    fake: Callable[[Handler], Fake],
+) -> None:
+    """A registry on one host sends us to a plain-HTTP realm on another (here: 127.0.0.2)."""
+    realm_seen: list[Seen] = []
+
+    def realm(s: Seen) -> Reply:
+        realm_seen.append(s)
+        return Reply(200, b'{"token": "anon"}')
+
+    token_host = Fake(realm, address="127.0.0.2")
+    try:
+        server = fake(
+            lambda s: Reply(
+                401, b"{}", {"WWW-Authenticate": f'Bearer realm="http://{token_host.host}/t"'}
+            )
+        )
+        with (
+            _client(credentials=Credentials("me", SECRET, server.host)) as client,
+            pytest.raises(RegistryAuthError, match="did not send it the credentials") as caught,
+        ):
+            client.resolve(Reference(server.host, "demo/app", "v1"))
+    finally:
+        token_host.close()
+    assert realm_seen and all("Authorization" not in s.headers for s in realm_seen)
+    assert SECRET not in str(caught.value) and token_host.host in str(caught.value)
