@@ -17,8 +17,12 @@ install-test:
 install-dev:
 	$(PIP) install -q -e '.[test,dev]'
 
+# The test peers: sigstore-js and Prism from npm, and the pinned Go tools (cosign v2 and v3,
+# crane, regctl) from scripts/go-peers, cached between runs. A Go build that fails is reported
+# and the tests that need it fail (skip outside CI); the rest still run.
 peers:
 	cd tests/peers && npm ci --no-audit --no-fund --loglevel=error
+	-./scripts/go-peers
 
 test: install-test
 	./scripts/bootstrap

@@ -50,7 +50,9 @@ def keys_generate(args: argparse.Namespace) -> int:
             raise UsageError("an empty passphrase needs --no-password")
         password = text.encode()
     key = keys.generate(args.type)
-    private, public = keys.write_key_pair(args.out, key, password, force=args.force)
+    private, public = keys.write_key_pair(
+        args.out, key, password, force=args.force, key_format=args.format
+    )
     print(f"Private key written to {private}")
     print(f"Public key written to {public} (key ID {key.public_key.short_id})")
     return 0

@@ -121,6 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--type", default="ecdsa-p256", choices=("ecdsa-p256", "ed25519", "rsa-3072"))
     gen.add_argument("--out", default="sealgate", metavar="PREFIX")
     gen.add_argument("--no-password", action="store_true", help="write an unencrypted private key")
+    gen.add_argument(
+        "--format",
+        choices=("pkcs8", "cosign"),
+        default="pkcs8",
+        help="PREFIX.key as PKCS#8 (default) or cosign's ENCRYPTED SIGSTORE PRIVATE KEY, "
+        "which cosign sign --key also reads (passphrase in COSIGN_PASSWORD)",
+    )
     gen.add_argument("--force", action="store_true", help="overwrite existing files")
     gen.set_defaults(handler=handlers.keys_generate)
 

@@ -144,14 +144,24 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def sign(payload: bytes, payload_type: str, key: PrivateKey) -> Envelope:
-    """Sign ``payload`` as ``payload_type`` with one key; the keyid is that key's ID."""
-    signature = Signature(key.public_key.key_id, key.sign(pae(payload_type, payload)))
+    """Sign ``payload`` as ``payload_type`` with one key, leaving the keyid empty as cosign does.
+
+    A keyid is only a hint, and one of our own making breaks verifiers: Go's
+    go-securesystemslib, which sigstore-go uses for bundles, skips any
+    signature whose non-empty keyid differs from the one *it* derives for the
+    key (an SSH-style ``SHA256:…`` fingerprint). A bundle whose envelope
+    carried Sealgate's hex key ID was rejected by ``cosign verify --key``
+    ("accepted signatures do not match threshold, Found: 0"; cosign v2 and v3,
+    tests/integration/test_cosign_interop.py).
+    """
+    # NOTE: cosign pkg/signature/dsse SignerAdapter.KeyID returns ""; sigstore-go sets none.
+    signature = Signature("", key.sign(pae(payload_type, payload)))
     return Envelope(payload, payload_type, (signature,))
 
 
 def add_signature(envelope: Envelope, key: PrivateKey) -> Envelope:
     """Return ``envelope`` with one more signature, for (t, n) thresholds over several keys."""
-    signature = Signature(key.public_key.key_id, key.sign(envelope.pae))
+    signature = Signature("", key.sign(envelope.pae))
     return Envelope(envelope.payload, envelope.payload_type, (*envelope.signatures, signature))
 
 

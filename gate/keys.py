@@ -36,6 +36,7 @@ from gate.errors import KeyLoadError, UsageError
 __all__ = [
     "COSIGN_PASSWORD_ENV",
     "COSIGN_PEM_TYPES",
+    "KEY_FILE_FORMATS",
     "KEY_TYPES",
     "PASSWORD_ENV",
     "KeyType",
@@ -373,21 +374,38 @@ def _wrong_passphrase(where: str) -> KeyLoadError:
     return KeyLoadError(f"wrong passphrase for {where}", hint=hint)
 
 
-def write_key_pair(
-    prefix: str, key: PrivateKey, password: bytes | None, *, force: bool = False
-) -> tuple[Path, Path]:
-    """Write ``PREFIX.key`` (0600; encrypted PKCS#8 unless password is None) and ``PREFIX.pub``.
+KEY_FILE_FORMATS: tuple[str, ...] = ("pkcs8", "cosign")
 
+
+def write_key_pair(
+    prefix: str,
+    key: PrivateKey,
+    password: bytes | None,
+    *,
+    force: bool = False,
+    key_format: str = "pkcs8",
+) -> tuple[Path, Path]:
+    """Write ``PREFIX.key`` (0600) and ``PREFIX.pub``.
+
+    ``key_format`` ``pkcs8``: encrypted PKCS#8 unless password is None.
+    ``cosign``: cosign's ``ENCRYPTED SIGSTORE PRIVATE KEY``, which ``cosign
+    sign --key`` reads (it reads no other private-key format); always
+    encrypted, with an empty passphrase when password is None, as cosign does.
     Both go to temporary files in the target directory and are then renamed,
     so a failure leaves no half-written pair. Existing files are kept unless
     ``force``. Raises UsageError.
     """
+    if key_format not in KEY_FILE_FORMATS:
+        raise UsageError(f"unknown key file format '{key_format}'; choose pkcs8 or cosign")
     key_path, pub_path = Path(f"{prefix}.key"), Path(f"{prefix}.pub")
     if not force:
         for path in (key_path, pub_path):
             if path.exists():
                 raise UsageError(f"{path} already exists; remove it or choose another prefix")
-    contents = ((key_path, key.to_pem(password), 0o600), (pub_path, key.public_key.pem, 0o644))
+    private = (
+        encrypt_cosign_key(key, password or b"") if key_format == "cosign" else key.to_pem(password)
+    )
+    contents = ((key_path, private, 0o600), (pub_path, key.public_key.pem, 0o644))
     temps: list[Path] = []
     try:
         key_path.parent.mkdir(parents=True, exist_ok=True)

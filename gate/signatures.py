@@ -247,16 +247,23 @@ class ArtifactManifest:
 def signature_manifest(
     layers: Sequence[SignatureLayer], new_blobs: Mapping[str, bytes] | None = None
 ) -> ArtifactManifest:
-    """The ``.sig`` manifest holding ``layers``, shaped as cosign's (ggcr empty image + layers)."""
+    """The ``.sig`` manifest holding ``layers``, byte for byte as cosign writes it.
+
+    cosign builds it as go-containerregistry's empty image plus layers, so the
+    config blob's keys come in the order of ggcr's ``ConfigFile`` struct, not
+    sorted: the same layers then give the same config and manifest digests as
+    cosign's (checked against cosign v2 and v3 in test_cosign_interop.py).
+    """
     epoch = "0001-01-01T00:00:00Z"
+    # NOTE: go-containerregistry pkg/v1/config.go ConfigFile field order.
     config = _go_json(
         {
             "architecture": "",
-            "config": {},
             "created": epoch,
             "history": [{"created": epoch} for _ in layers],
             "os": "",
             "rootfs": {"type": "layers", "diff_ids": [layer.digest for layer in layers]},
+            "config": {},
         }
     )
     manifest = {
@@ -311,11 +318,22 @@ def sign_statement(digest: str, annotations: Mapping[str, Any] | None = None) ->
 
 
 def make_bundle(envelope_json: Mapping[str, Any], key_hint: str) -> bytes:
-    """A key-signed Sigstore bundle v0.3 around a DSSE envelope (no transparency log)."""
+    """A key-signed Sigstore bundle v0.3 around a DSSE envelope (no transparency log).
+
+    Fields as cosign v3 (sigstore-go, protojson) writes them: no empty
+    ``tlogEntries`` list and no empty ``keyid``, which protojson leaves out.
+    protojson's own spacing is deliberately unstable, so only the fields and
+    their order are cosign's, not the whitespace.
+    """
+    envelope = dict(envelope_json)
+    envelope["signatures"] = [
+        {k: v for k, v in signature.items() if not (k == "keyid" and v == "")}
+        for signature in envelope.get("signatures", [])
+    ]
     bundle = {
         "mediaType": BUNDLE_MEDIA_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": key_hint}, "tlogEntries": []},
-        "dsseEnvelope": dict(envelope_json),
+        "verificationMaterial": {"publicKey": {"hint": key_hint}},
+        "dsseEnvelope": envelope,
     }
     return _go_json(bundle)
 
@@ -364,15 +382,31 @@ def referrer_manifest(
     artifact_type: str,
     annotations: Mapping[str, str],
 ) -> ArtifactManifest:
-    """An OCI 1.1 artifact manifest with ``subject``, one layer, and the empty config."""
+    """An OCI 1.1 artifact manifest with ``subject``, one layer, and the empty config.
+
+    Byte for byte as cosign v3 writes its referrers: go-containerregistry's
+    ``Manifest`` and ``Descriptor`` field order (mediaType, size, digest), the
+    artifact type on the config descriptor as well as the manifest, and
+    annotations sorted as Go sorts map keys.
+    """
+    # NOTE: cosign pkg/oci/remote/write.go WriteReferrer; ggcr pkg/v1/manifest.go field order.
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": {"mediaType": OCI_EMPTY, "size": len(EMPTY_BLOB), "digest": EMPTY_DIGEST},
+        "config": {
+            "mediaType": OCI_EMPTY,
+            "size": len(EMPTY_BLOB),
+            "digest": EMPTY_DIGEST,
+            "artifactType": artifact_type,
+        },
         "layers": [{"mediaType": artifact_type, "size": len(blob), "digest": digest_of(blob)}],
-        "subject": dict(subject),
-        "annotations": dict(annotations),
+        "annotations": dict(sorted(annotations.items())),
+        "subject": {
+            "mediaType": subject["mediaType"],
+            "size": subject["size"],
+            "digest": subject["digest"],
+        },
+        "artifactType": artifact_type,
     }
     return ArtifactManifest(_go_json(manifest), {EMPTY_DIGEST: EMPTY_BLOB, digest_of(blob): blob})
 

@@ -98,7 +98,7 @@ def test_deterministic_signer_reproduces_the_spec_signature(spec: Path) -> None:
     # And the signing key wrapped as ours verifies what sign() makes with it.
     ours = keys.PrivateKey(private)
     envelope = dsse.sign(b"hello world", PAYLOAD_TYPE, ours)
-    assert envelope.signatures[0].keyid == ours.public_key.key_id
+    assert envelope.signatures[0].keyid == ""  # as cosign: Go verifiers skip unknown keyids
     assert dsse.verify(envelope, [keys.load_public_key(str(spec / "helloworld.pub.pem"))])
 
 

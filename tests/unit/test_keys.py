@@ -518,6 +518,20 @@ def test_write_key_pair_unencrypted(ec_key: PrivateKey, tmp_path: Path) -> None:
     assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
 
 
+def test_write_key_pair_in_cosigns_format(ec_key: PrivateKey, tmp_path: Path) -> None:
+    """``keys generate --format cosign``: the one private-key format ``cosign sign`` reads."""
+    key_path, pub_path = write_key_pair(str(tmp_path / "c"), ec_key, b"pw", key_format="cosign")
+    assert key_path.read_bytes().startswith(b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    assert load_private_key(str(key_path), b"pw").public_key == ec_key.public_key
+    assert load_public_key(str(pub_path)) == ec_key.public_key
+    # No passphrase is cosign's empty one: the file is still its encrypted format.
+    key_path, _ = write_key_pair(str(tmp_path / "e"), ec_key, None, key_format="cosign")
+    assert load_private_key(str(key_path), b"").public_key == ec_key.public_key
+    with pytest.raises(UsageError, match="unknown key file format"):
+        write_key_pair(str(tmp_path / "x"), ec_key, b"pw", key_format="jwk")
+
+
 def test_write_key_pair_refuses_to_overwrite(ec_key: PrivateKey, tmp_path: Path) -> None:
     (tmp_path / "ci.pub").write_bytes(b"keep me")
     with pytest.raises(
