@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from gate import signatures
-from gate.errors import DigestMismatchError, NotFoundError, OversizedError, SealgateError
+from gate.errors import (
+    DigestMismatchError,
+    NotFoundError,
+    OversizedError,
+    RegistryError,
+    SealgateError,
+)
 from gate.keys import PublicKey
 from gate.ledger import Entry, Ledger, RollbackError
 from gate.refs import Repository
@@ -27,6 +33,7 @@ from gate.verify._evidence import Claim, ClaimKind, Evidence, Place, dsse_claim
 
 REVOCATION_MEDIA_TYPE = signatures.DSSE_MEDIA_TYPE
 PREDICATE_ANNOTATION = "predicateType"
+BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 MAX_TAG_PAGES = 4
 """A repository whose tags take more pages is asked per digest instead."""
 MAX_SIGNATURE_BLOB = 1 << 20
@@ -67,7 +74,7 @@ class RegistryStore(SignatureStore):
             return []
         found: list[Read] = [
             lambda: self.signature_tag(repo, digest),
-            lambda: self.referrers(repo, digest),
+            lambda: self.referrers(repo, digest, attestations=attestations),
         ]
         if attestations:
             found.append(lambda: self.attestation_tag(repo, digest))
@@ -103,9 +110,16 @@ class RegistryStore(SignatureStore):
             signatures=tuple(claims), revocations=tuple(revocations), looked_in=(origin,)
         )
 
-    def referrers(self, repo: Repository, digest: str) -> Evidence:
-        """cosign v3 bundles and revocations attached as OCI 1.1 referrers."""
+    def referrers(self, repo: Repository, digest: str, *, attestations: bool = False) -> Evidence:
+        """cosign v3 bundles (signatures, and attestations if asked) and revocations as referrers.
+
+        A bundle goes by the predicate type its manifest announces: cosign's
+        signature predicate is a signature, any other an attestation (cosign
+        v3's default ``attest``), none both; the decision checks the signed
+        statement either way.
+        """
         claims: list[Claim] = []
+        attested: list[Claim] = []
         revocations: list[Claim] = []
         looked_in = (f"{repo} referrers of {digest[:19]}",)
         if self.client.lacks_referrers_api(repo.registry):
@@ -114,17 +128,38 @@ class RegistryStore(SignatureStore):
                 return Evidence(looked_in=looked_in)
         for descriptor in self.client.referrers(repo, digest):
             origin = f"referrer {descriptor.digest[:19]}"
-            if descriptor.artifact_type in signatures.BUNDLE_MEDIA_TYPES:
-                for blob in self._referrer_blobs(repo, descriptor.digest, origin):
-                    claims.append(blob if isinstance(blob, Claim) else _bundle_claim(origin, blob))
-            elif descriptor.artifact_type == REVOCATION_MEDIA_TYPE:
+            kind, manifest = descriptor.artifact_type, None
+            if kind in (None, "", signatures.OCI_EMPTY):
+                # NOTE: cosign v2.6 (go-containerregistry's tag-schema fallback) lists its
+                # bundles with the config's media type, the empty one, as artifactType; only
+                # the manifest itself says what it holds.
+                manifest = self._referrer_manifest(repo, descriptor.digest)
+                kind = _manifest_artifact_type(manifest)
+            if kind in signatures.BUNDLE_MEDIA_TYPES:
+                manifest = manifest or self._referrer_manifest(repo, descriptor.digest)
+                predicate = _annotation(manifest, BUNDLE_PREDICATE_ANNOTATION)
+                is_signature = predicate in (None, signatures.COSIGN_SIGN_PREDICATE)
+                is_attestation = attestations and predicate != signatures.COSIGN_SIGN_PREDICATE
+                if not (is_signature or is_attestation):
+                    continue
+                for blob in self._referrer_blobs(repo, manifest, origin):
+                    claim = blob if isinstance(blob, Claim) else _bundle_claim(origin, blob)
+                    if is_signature:
+                        claims.append(claim)
+                    if is_attestation:
+                        attested.append(claim)
+            elif kind == REVOCATION_MEDIA_TYPE:
                 origin = f"revocation {origin}"
-                for blob in self._referrer_blobs(repo, descriptor.digest, origin):
+                manifest = manifest or self._referrer_manifest(repo, descriptor.digest)
+                for blob in self._referrer_blobs(repo, manifest, origin):
                     revocations.append(
                         blob if isinstance(blob, Claim) else dsse_claim(origin, blob)
                     )
         return Evidence(
-            signatures=tuple(claims), revocations=tuple(revocations), looked_in=looked_in
+            signatures=tuple(claims),
+            attestations=tuple(attested),
+            revocations=tuple(revocations),
+            looked_in=looked_in,
         )
 
     def _tag_list(self, repo: Repository) -> frozenset[str] | None:
@@ -176,10 +211,24 @@ class RegistryStore(SignatureStore):
                 self._blob(repo, layer.digest, layer.size, origin, ClaimKind.SIMPLE_SIGNING),
             )
 
-    def _referrer_blobs(self, repo: Repository, digest: str, origin: str) -> list[bytes | Claim]:
+    def _referrer_manifest(self, repo: Repository, digest: str) -> dict[str, object] | None:
+        """A referrer's manifest as JSON; None when it is not a JSON object (tampered).
+
+        Not being able to fetch it raises, as every "could not read" does.
+        """
         manifest = self.client.get_manifest(repo, digest)
         try:
-            layers = [signatures.parse_layer(layer) for layer in _layer_list(manifest.json())]
+            return manifest.json()
+        except RegistryError:
+            return None
+
+    def _referrer_blobs(
+        self, repo: Repository, manifest: dict[str, object] | None, origin: str
+    ) -> list[bytes | Claim]:
+        try:
+            if manifest is None:
+                raise signatures.SignatureFormatError("referrer manifest is not a JSON object")
+            layers = [signatures.parse_layer(layer) for layer in _layer_list(manifest)]
         except SealgateError as e:
             return [Claim(origin, ClaimKind.DSSE, problem=f"{origin}: {e.message}")]
         return [
@@ -204,6 +253,23 @@ def _layer_list(document: dict[str, object]) -> list[object]:
     if not isinstance(layers, list):
         raise signatures.SignatureFormatError("referrer manifest has a 'layers' that is not a list")
     return layers
+
+
+def _manifest_artifact_type(manifest: Mapping[str, object] | None) -> str | None:
+    """What an OCI 1.1 artifact manifest holds: its ``artifactType``, else its config's type."""
+    if not isinstance(manifest, Mapping):
+        return None
+    kind = manifest.get("artifactType")
+    if not kind:
+        config = manifest.get("config")
+        kind = config.get("mediaType") if isinstance(config, Mapping) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _annotation(manifest: Mapping[str, object] | None, name: str) -> str | None:
+    annotations = manifest.get("annotations") if isinstance(manifest, Mapping) else None
+    value = annotations.get(name) if isinstance(annotations, Mapping) else None
+    return value if isinstance(value, str) else None
 
 
 def _bundle_claim(origin: str, blob: bytes) -> Claim:

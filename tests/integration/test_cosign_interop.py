@@ -95,24 +95,9 @@ CASES: dict[str, tuple[str, str]] = {
 }
 """Every (direction, form) the tests below check, for each cosign, in table order."""
 
-GAP_V2_BUNDLE_INDEX = (
-    "Sealgate misses the bundle: cosign v2.6 lists it in the tag-schema index with "
-    "artifactType application/vnd.oci.empty.v1+json (its config's type), and Sealgate's "
-    "registry store believes the index and never opens the manifest"
-)
-GAP_BUNDLE_ATTESTATION = (
-    "Sealgate misses the attestation: cosign v3's attest writes a bundle referrer, and "
-    "Sealgate's registry store reads attestations only from the .att tag"
-)
-KNOWN_GAPS: dict[tuple[str, int], str] = {
-    ("cosign-bundle", 2): GAP_V2_BUNDLE_INDEX,
-    ("cosign-attest", 3): GAP_BUNDLE_ATTESTATION,
-    # crane copies the index as it is; regctl writes its own, naming the bundle type.
-    ("cosign-crane", 2): GAP_V2_BUNDLE_INDEX,
-}
+KNOWN_GAPS: dict[tuple[str, int], str] = {}
 """Cases Sealgate does not pass yet, by (case, cosign major version): ❌ in the table, with the
-reason. Both need gate/stores.py (RegistryStore), which is being rewritten; the fix is on the
-branch issue13-stores-fix. A test whose gap has closed fails until its entry is removed."""
+reason. A test whose gap has closed fails until its entry is removed."""
 
 EMPTY_TRUSTED_ROOT = {
     "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",

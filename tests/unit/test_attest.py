@@ -77,6 +77,9 @@ class MemoryRegistry:
         self.manifests[(str(repo), reference)] = manifest
         return manifest.digest
 
+    def referrers(self, repo: Repository, digest: str) -> list[object]:
+        return []  # attestations here are .att layers only
+
 
 @pytest.fixture(scope="module")
 def key() -> keys.PrivateKey:

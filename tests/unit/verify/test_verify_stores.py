@@ -5,7 +5,9 @@ Bad data is evidence, not a crash.
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from gate import signatures
@@ -48,6 +50,9 @@ class FakeRegistry:
         self, repo: Repository, digest: str, artifact_type: str | None = None
     ) -> list[Descriptor]:
         return []
+
+    def lacks_referrers_api(self, registry: str) -> bool:
+        return False
 
 
 def _store(
@@ -109,3 +114,68 @@ def test_revocation_layers_are_read_next_to_signatures() -> None:
     evidence = store.signature_tag(REPO, DIGEST)
     assert len(evidence.signatures) == 1 and len(evidence.revocations) == 1
     assert evidence.revocations[0].payload == b"{}"
+
+
+class ReferringRegistry(FakeRegistry):
+    """A FakeRegistry whose image has the given referrers (tag-schema index entries)."""
+
+    def __init__(self, manifests: dict[str, bytes], blobs: dict[str, bytes | Exception]) -> None:
+        super().__init__(manifests, blobs)
+        self.entries: list[Descriptor] = []
+
+    def refer(self, artifact: signatures.ArtifactManifest, listed_type: str | None) -> None:
+        self.manifests[artifact.digest] = artifact.manifest
+        self.blobs.update(artifact.blobs)
+        self.entries.append(
+            Descriptor(
+                signatures.OCI_MANIFEST,
+                artifact.digest,
+                len(artifact.manifest),
+                artifact_type=listed_type,
+            )
+        )
+
+    def referrers(
+        self, repo: Repository, digest: str, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        return list(self.entries)
+
+
+def _bundle(predicate_type: str) -> signatures.ArtifactManifest:
+    statement = json.dumps(
+        {
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"digest": {"sha256": DIGEST.split(":")[1]}}],
+            "predicateType": predicate_type,
+            "predicate": {},
+        }
+    ).encode()
+    envelope = {
+        "payload": base64.b64encode(statement).decode(),
+        "payloadType": signatures.INTOTO_PAYLOAD_TYPE,
+        "signatures": [{"sig": "AA=="}],
+    }
+    subject = {"mediaType": signatures.OCI_MANIFEST, "size": 10, "digest": DIGEST}
+    bundle = signatures.make_bundle(envelope, "hint")
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    return signatures.bundle_referrer(subject, bundle, predicate_type, moment)
+
+
+def test_bundles_listed_with_the_empty_config_type_are_still_read() -> None:
+    """cosign v2.6 lists its bundles in the tag-schema index as the empty config type."""
+    fake: Any = ReferringRegistry({}, {})
+    fake.refer(_bundle(signatures.COSIGN_SIGN_PREDICATE), signatures.OCI_EMPTY)
+    fake.refer(_bundle(signatures.COSIGN_SIGN_PREDICATE), None)
+    claims = RegistryStore(fake).referrers(REPO, DIGEST).signatures
+    assert len(claims) == 2 and all(c.problem is None for c in claims)
+
+
+def test_bundles_of_other_predicates_are_attestations_not_signatures() -> None:
+    """cosign v3's default attest writes a bundle referrer with the provenance predicate."""
+    fake: Any = ReferringRegistry({}, {})
+    fake.refer(_bundle("https://slsa.dev/provenance/v1"), signatures.BUNDLE_MEDIA_TYPE)
+    fake.refer(_bundle(signatures.COSIGN_SIGN_PREDICATE), signatures.BUNDLE_MEDIA_TYPE)
+    found = RegistryStore(fake).referrers(REPO, DIGEST, attestations=True)
+    assert len(found.signatures) == 1 and b"cosign/sign/v1" in found.signatures[0].payload
+    assert len(found.attestations) == 1
+    assert b"slsa.dev/provenance/v1" in found.attestations[0].payload
