@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "tests" / "assets"
-SHARED = ROOT.parent / "shared"
+VECTORS = ASSETS / "vectors"
+REALWORLD = ASSETS / "realworld"
 
 
 def require(available: bool, what: str) -> None:
@@ -39,7 +40,5 @@ def asset():
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    """The third-party test vectors in ../shared/vectors (see its INDEX.md)."""
-    path = SHARED / "vectors"
-    require(path.is_dir(), f"the shared test vectors at {path}")
-    return path
+    """The third-party test vectors in tests/assets/vectors (see its INDEX.md)."""
+    return VECTORS

@@ -19,10 +19,9 @@ import pytest
 from gate.errors import InvalidReferenceError, ManifestError, UsageError
 from gate.manifests import PinChange, find_images, pin_files
 from gate.refs import Reference
-from tests.conftest import ASSETS, SHARED, require
+from tests.conftest import ASSETS, REALWORLD, require
 
 PIN = ASSETS / "manifests" / "pin"
-REALWORLD = SHARED / "realworld"
 
 
 class FakeRegistry:
