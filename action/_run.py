@@ -16,10 +16,17 @@ from pathlib import Path
 
 from action import _env
 from action._outcome import Outcome
-from action._workflow import PlainRunner
+from action._workflow import GitHubRunner, PlainRunner
 from gate import __version__, attest, commands, keys
 from gate.notify._status import State
-from gate.report import OutputFormat, ReportContext, render, summary_line, write_all
+from gate.report import (
+    OutputFormat,
+    ReportContext,
+    prepare_dir,
+    render,
+    summary_line,
+    write_all,
+)
 from gate.report._markdown import code, md
 from gate.result import Result, exit_code, fails
 
@@ -38,9 +45,20 @@ def run(inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner) -> Out
         "gate": _gate,
         "pin-check": _pin_check,
     }[inputs.command]
+    if _writes_reports(inputs, runner):
+        prepare_dir(Path(inputs.report_dir))  # a bad directory stops us before any push
     outcome = handler(inputs, env, runner, ctx)
     outcome.outputs.setdefault("report-dir", inputs.report_dir)
     return outcome
+
+
+def _writes_reports(inputs: _env.Inputs, runner: PlainRunner) -> bool:
+    """Whether this step writes into the report directory (reports, provenance or dotenv)."""
+    if not isinstance(runner, GitHubRunner):
+        return True  # the dotenv of outputs goes there
+    return inputs.command in ("verify", "gate", "attest") or (
+        inputs.command == "sign" and inputs.provenance
+    )
 
 
 def _key(inputs: _env.Inputs, env: Mapping[str, str]) -> keys.PrivateKey:
@@ -156,13 +174,6 @@ def _gate(
     with runner.group(f"Checking images in {len(inputs.manifests)} manifest path(s)"):
         gate_run = commands.gate(ctx, inputs.manifests, pol)
         _log_results(gate_run.results, runner)
-    for finding in gate_run.skipped:
-        runner.warning(
-            f"skipped {finding.text}: {finding.problem}",
-            file=_relative(finding.location.file),
-            line=finding.location.line,
-            title="Sealgate: not checked",
-        )
     outcome = _judged(gate_run.results, inputs, env, runner)
     summary = attest.verification_report(
         gate_run.results,
@@ -179,9 +190,6 @@ def _gate(
         how = f"signed by `{key.public_key.short_id}`" if key else "unsigned: no key given"
         verdict = "PASSED" if summary.passed else "FAILED"
         outcome.markdown += f"\nVerification summary (SLSA VSA, {verdict}): {code(path)} ({how})\n"
-    if gate_run.skipped:
-        outcome.markdown += f"\n⚠️ {len(gate_run.skipped)} reference(s) could not be checked "
-        outcome.markdown += "(variables or build arguments); see the warnings in the log.\n"
     return outcome
 
 
