@@ -170,10 +170,14 @@ def read_file(name: str, path: str, *, follow: bool) -> Read:
     Opened with ``O_NOFOLLOW`` unless ``follow``, so a link swapped in after the
     walk is refused too; only regular files and pipes are read.
     """
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
     if not follow:
         flags |= os.O_NOFOLLOW
     try:
+        # A pipe (``<(helm template …)``) is opened blocking, to wait for its writer;
+        # anything else non-blocking, so a device or a FIFO swapped in cannot hang us.
+        if not stat.S_ISFIFO((os.stat if follow else os.lstat)(path).st_mode):
+            flags |= os.O_NONBLOCK
         fd = os.open(path, flags)
     except OSError as e:
         if e.errno == errno.ELOOP and not follow:

@@ -81,7 +81,7 @@ class _Template:
                 value, i = self._braced(i + 2, depth)
                 out.append(value)
             elif match := _NAME.match(text, i + 1):
-                out.append(self._plain(match.group(0)))
+                out.append(self._plain(match.group(0), f"${match.group(0)}"))
                 i = match.end()
             else:
                 raise _CannotTellError(
@@ -91,10 +91,10 @@ class _Template:
             raise _CannotTellError("a ${ has no closing }")
         return "".join(out), i
 
-    def _plain(self, name: str) -> str:
+    def _plain(self, name: str, written: str) -> str:
         value = self.env.get(name)
         if value is None:
-            raise _CannotTellError(f"${clip(name)} is not set and has no default")
+            raise _CannotTellError(f"{clip(written)} is not set and has no default")
         return value
 
     def _braced(self, i: int, depth: int) -> tuple[str, int]:
@@ -104,7 +104,9 @@ class _Template:
             raise _CannotTellError("'${' is not followed by a variable name")
         name, i = match.group(0), match.end()
         if self.text.startswith("}", i):
-            return self._plain(name), i + 1
+            return self._plain(name, f"${{{name}}}"), i + 1
+        if i >= len(self.text):
+            raise _CannotTellError("a ${ has no closing }")
         operator = next((op for op in _OPERATORS if self.text.startswith(op, i)), None)
         if operator is None:
             raise _CannotTellError(f"${{{clip(name)}...}} is not a valid substitution")
