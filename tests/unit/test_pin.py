@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.errors import InvalidReferenceError, ManifestError, UsageError
+from gate.errors import InvalidReferenceError, ManifestError, UnavailableError, UsageError
 from gate.manifests import Options, PinChange, find_images, pin_files
 from gate.refs import Reference
 from tests.conftest import ASSETS, SHARED, require
@@ -272,3 +272,78 @@ def test_pin_realworld_copies_touches_only_image_lines(tmp_path: Path) -> None:
     after = find_images([str(copy)])
     assert all(f.reference is not None and f.reference.pinned for f in after)
     assert [f.location for f in after] == locations
+
+
+# -- all or nothing, and never over someone else's edit ---------------------------------------
+
+
+def test_a_file_edited_while_pin_waits_on_the_registry_is_not_overwritten(work: Path) -> None:
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    edit = b"# a colleague's edit, saved while pin was asking the registry\n"
+
+    def slow_registry(reference: Reference) -> str:
+        if not (work / "stream.yaml").read_bytes().startswith(edit):
+            with open(work / "stream.yaml", "r+b") as handle:  # in place: same inode and size
+                data = handle.read()
+                handle.seek(0)
+                handle.write(edit + data[len(edit) :])
+        return FakeRegistry()(reference)
+
+    with pytest.raises(ManifestError, match=r"stream\.yaml: changed on disk while pin"):
+        pin_files([str(work)], slow_registry)
+    after = {p.name: p.read_bytes() for p in work.iterdir()}
+    assert after["stream.yaml"].startswith(edit)  # their edit survives
+    assert {k: v for k, v in after.items() if k != "stream.yaml"} == {
+        k: v for k, v in before.items() if k != "stream.yaml"
+    }  # and no other file was pinned without it
+
+
+def test_a_failed_rename_puts_back_the_files_already_replaced(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the third rename fails (as EBUSY or ENOSPC would); the first two revert."""
+    before = {p.name: (p.read_bytes(), p.stat().st_ino) for p in work.iterdir()}
+    real_replace = os.replace
+    renames: list[str] = []
+
+    def failing_replace(src: str, dst: str) -> None:
+        if src.endswith(".sealgate-pin") and not src.endswith(".orig.sealgate-pin"):
+            renames.append(dst)
+            if len(renames) == 3:
+                raise OSError(16, "Device or resource busy")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ManifestError, match=r"cannot replace: Device or resource busy"):
+        pin_files([str(work)], FakeRegistry())
+    monkeypatch.undo()
+    assert len(renames) == 3
+    assert {p.name: (p.read_bytes(), p.stat().st_ino) for p in work.iterdir()} == before
+
+
+def test_owner_and_mode_are_kept(work: Path) -> None:
+    require(os.geteuid() == 0, "root, to give the file another owner")
+    path = work / "Dockerfile"
+    os.chown(path, 4321, 8765)
+    path.chmod(0o604)
+    pin_files([str(path)], FakeRegistry())
+    info = path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4321, 8765, 0o604)
+    assert b"@sha256:" in path.read_bytes()
+
+
+def test_nothing_to_pin_is_an_error_as_in_the_gate(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n    build: .\n")
+    with pytest.raises(UsageError, match="no images found"):
+        pin_files([str(tmp_path)], FakeRegistry(), check=True)
+
+
+def test_an_image_nobody_can_tell_fails_check_and_pin(tmp_path: Path) -> None:
+    path = tmp_path / "compose.yaml"
+    original = "services:\n  a:\n    image: nginx:1.25\n  b:\n    image: redis:${REDIS}\n"
+    path.write_text(original)
+    for check in (True, False):
+        registry = FakeRegistry()
+        with pytest.raises(UnavailableError, match=r"compose\.yaml:5: cannot tell which image"):
+            pin_files([str(path)], registry, check=check, options=Options(environ={}))
+        assert registry.calls == [] and path.read_text() == original
