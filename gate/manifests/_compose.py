@@ -40,6 +40,7 @@ KIND = "compose"
 MAX_FILES = 64
 """Files one Compose model may pull in through extends and include; far above real use."""
 DOTENV = ".env"
+_OWN_PREFIX = "SEALGATE_"
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ def is_compose(document: Node) -> TypeGuard[MappingNode]:
 
 def project_env(directory: str, options: Options, load: Loader) -> dict[str, str]:
     """Compose's variables for a project in ``directory``: the shell over the env file(s)."""
-    environ = dict(os.environ if options.environ is None else options.environ)
+    shell = os.environ if options.environ is None else options.environ
+    # Sealgate's own settings (registry password, key passphrase) are never Compose
+    # variables: a manifest in a pull request must not be able to echo them into a report.
+    environ = {k: v for k, v in shell.items() if not k.startswith(_OWN_PREFIX)}
     if options.env_files is not None:
         paths = [(path, True) for path in options.env_files]
     else:

@@ -124,6 +124,17 @@ def finding(
     problem = unresolved_problem(value)
     if problem is not None:
         return Finding(text, None, Location(file, line), kind, context, problem)
+    if value != text:
+        try:
+            reference = refs.parse(value)
+        except InvalidReferenceError as e:
+            # Quote what the file says, never what a variable made of it.
+            raise ManifestError(
+                f"'{clip(text)}' is not an image reference once its variables are substituted",
+                file=file,
+                line=line,
+            ) from e
+        return Finding(text, reference, Location(file, line), kind, context)
     return Finding(
         text, parse_reference(value, file=file, line=line), Location(file, line), kind, context
     )

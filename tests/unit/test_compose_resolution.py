@@ -236,3 +236,25 @@ def test_dockerfile_images_a_build_pulls(tmp_path: Path) -> None:
         (6, None),
     ]
     assert found[3].problem is not None and "${BASE}" in found[3].problem
+
+
+def test_variables_never_echo_secrets_into_errors_or_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "hunter2-" + "s3cr3t" * 6
+    monkeypatch.setenv("SEALGATE_REGISTRY_PASSWORD", secret)
+    monkeypatch.setenv("DEPLOY_TOKEN", f"not a reference {secret}")
+    compose = write(
+        tmp_path / "compose.yaml",
+        "services:\n  a:\n    image: ghcr.io/x/${SEALGATE_REGISTRY_PASSWORD}\n",
+    )
+    (found,) = find_images([str(compose)])
+    assert found.reference is None  # Sealgate's own settings are not Compose variables
+    assert found.problem == "${SEALGATE_REGISTRY_PAS… is not set and has no default"
+    compose.write_text("services:\n  a:\n    image: ghcr.io/x:${DEPLOY_TOKEN}\n")
+    with pytest.raises(ManifestError) as info:
+        find_images([str(compose)])
+    assert info.value.message.endswith(
+        "'ghcr.io/x:${DEPLOY_TOKE…' is not an image reference once its variables are substituted"
+    )
+    assert "hunter2" not in info.value.message
