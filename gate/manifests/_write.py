@@ -50,6 +50,8 @@ def check_writable(original: Original) -> None:
         raise ManifestError(
             "is a symbolic link; pin does not write through links", file=original.name
         )
+    if not stat.S_ISREG(original.stat.st_mode):
+        raise ManifestError("is not a regular file; pin rewrites files", file=original.name)
     if not os.access(original.path, os.W_OK):
         raise ManifestError("is read-only; pin rewrites files in place", file=original.name)
     directory = os.path.dirname(original.path) or os.curdir
@@ -138,10 +140,13 @@ def _changed(original: Original) -> ManifestError:
 
 
 def _keep(original: Original) -> str:
-    """A hard link to the original, to put it back if a later rename fails."""
+    """The original, to put back if a later rename fails: a hard link, else a copy."""
     directory, base = os.path.split(original.path)
     backup = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.orig{_SUFFIX}")
-    _step(original, "cannot write", lambda: os.link(original.path, backup, follow_symlinks=False))
+    try:
+        os.link(original.path, backup, follow_symlinks=False)
+    except OSError:  # a file system without hard links: the bytes we read are the original
+        return _stage(original, original.data)
     return backup
 
 
