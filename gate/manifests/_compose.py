@@ -120,7 +120,9 @@ class _Reader:
             key = included.real or included.name
             if key in chain:
                 raise ManifestError(
-                    f"include loops back to {clip(included.name, 80)}", file=model.name, line=line
+                    f"include loops back to {clip(os.path.basename(included.name))}",
+                    file=model.name,
+                    line=line,
                 )
             for inner in self.sites(included, (*chain, key)):
                 # Text in another file: reported there, edited only by pinning that file.
@@ -199,8 +201,8 @@ class _Reader:
         services = get(other.document, "services", file=other.name)
         if get(services, base.value, file=other.name) is None:
             raise ManifestError(
-                f"{label} extends service {clip(base.value)}, which {clip(other.name, 80)} "
-                "does not define",
+                f"{label} extends service {clip(base.value)}, which "
+                f"{clip(os.path.basename(other.name))} does not define",
                 file=model.name,
                 line=extends.line,
             )
@@ -307,7 +309,10 @@ class _Reader:
     ) -> _Model:
         loaded = self.load(path)
         if loaded is None:
-            raise ManifestError(f"{clip(path, 80)}: no such file", file=referrer.name, line=line)
+            named = os.path.relpath(path, referrer.directory)
+            raise ManifestError(
+                f"names {clip(named)}, which does not exist", file=referrer.name, line=line
+            )
         directory = directory if directory is not None else os.path.dirname(path)
         key = (loaded.real, directory)
         if key in self.files:

@@ -166,7 +166,10 @@ def test_extends_in_the_same_file_and_from_another(tmp_path: Path) -> None:
     [
         ("  a:\n    extends: b\n  b:\n    extends: a\n", "extends loops back to service"),
         ("  a:\n    extends: nope\n", "extends service nope, which"),
-        ("  a:\n    extends: {service: x, file: missing.yaml}\n", "missing.yaml: no such file"),
+        (
+            "  a:\n    extends: {service: x, file: missing.yaml}\n",
+            "names missing.yaml, which does not exist",
+        ),
         ("  a:\n    extends: [1]\n", "extends needs a service name"),
     ],
 )
