@@ -17,9 +17,11 @@ they are fixed those tests say so.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,8 +38,11 @@ from gate.manifests._files import scan
 from gate.manifests._interpolate import interpolate, parse_dotenv
 from tests.conftest import ASSETS
 
-_HOME = tempfile.mkdtemp(prefix="sealgate-hypothesis-")
-configuration.set_hypothesis_home_dir(_HOME)  # not ./.hypothesis: tests leave nothing behind
+# Hypothesis caches in ./.hypothesis; point it at a temp path (made only if used) that goes
+# away at exit, even when this module is collected but its tests are not run.
+_HOME = os.path.join(tempfile.gettempdir(), f"sealgate-hypothesis-{os.getpid()}-{uuid.uuid4().hex}")
+configuration.set_hypothesis_home_dir(_HOME)
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 
 FUZZ = settings(
     max_examples=60,
