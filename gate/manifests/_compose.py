@@ -41,6 +41,8 @@ MAX_FILES = 64
 """Files one Compose model may pull in through extends and include; far above real use."""
 DOTENV = ".env"
 _OWN_PREFIX = "SEALGATE_"
+_TOP_LEVEL = {"version", "name", "include", "services", "networks", "volumes", "configs", "secrets"}
+"""NOTE: https://github.com/compose-spec/compose-spec/blob/main/spec.md (top-level elements)."""
 
 
 @dataclass(frozen=True)
@@ -58,13 +60,19 @@ Loader = Callable[[str], Loaded | None]
 
 
 def is_compose(document: Node) -> TypeGuard[MappingNode]:
-    """A top-level mapping with ``services`` (or ``include``) and no Kubernetes ``kind``."""
+    """A top-level mapping with a ``services`` mapping and no Kubernetes ``kind``.
+
+    A file with only ``include`` counts when every top-level key is a Compose
+    one: a ``.gitlab-ci.yml`` has an ``include`` list too, and is not Compose.
+    """
     if not isinstance(document, MappingNode):
         return False
     if first(document, "kind") is not None or first(document, "apiVersion") is not None:
         return False
-    return isinstance(first(document, "services"), MappingNode) or isinstance(
-        first(document, "include"), Sequence
+    if isinstance(first(document, "services"), MappingNode):
+        return True
+    return isinstance(first(document, "include"), Sequence) and all(
+        name in _TOP_LEVEL or name.startswith("x-") for name, _ in items(document)
     )
 
 

@@ -261,3 +261,15 @@ def test_variables_never_echo_secrets_into_errors_or_results(
         "'ghcr.io/x:${DEPLOY_TOKE…' is not an image reference once its variables are substituted"
     )
     assert "hunter2" not in info.value.message
+
+
+def test_a_gitlab_ci_file_with_include_is_not_compose(tmp_path: Path) -> None:
+    gitlab = write(
+        tmp_path / ".gitlab-ci.yml",
+        "include:\n  - local: /templates/build.yml\n  - '/templates/x.yml'\n"
+        "stages: [build]\nbuild:\n  script: [make]\n",
+    )
+    assert find_images([str(gitlab)]) == []
+    only_include = write(tmp_path / "compose.yaml", "name: app\ninclude: [other.yaml]\nx-y: 1\n")
+    write(tmp_path / "other.yaml", "services:\n  o:\n    image: o:1\n")
+    assert images(only_include, environ={}) == [(3, "service o", "docker.io/library/o:1")]
