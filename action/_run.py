@@ -16,11 +16,11 @@ from pathlib import Path
 
 from action import _env
 from action._outcome import Outcome
-from action._workflow import PlainRunner
+from action._workflow import GitHubRunner, PlainRunner
 from gate import __version__, attest, commands, keys
 from gate.notify._status import State
 from gate.policy import Policy
-from gate.report import OutputFormat, ReportContext, render, summary_line
+from gate.report import OutputFormat, ReportContext, prepare_dir, render, summary_line
 from gate.report._markdown import code, md
 from gate.result import Result, fails
 from gate.usecase import Checked, Checker, Reporting
@@ -46,9 +46,20 @@ def run(inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner) -> Out
         "gate": _gate,
         "pin-check": _pin_check,
     }[inputs.command]
+    if _writes_reports(inputs, runner):
+        prepare_dir(Path(inputs.report_dir))  # a bad directory stops us before any push
     outcome = handler(inputs, env, runner, ctx)
     outcome.outputs.setdefault("report-dir", inputs.report_dir)
     return outcome
+
+
+def _writes_reports(inputs: _env.Inputs, runner: PlainRunner) -> bool:
+    """Whether this step writes into the report directory (reports, provenance or dotenv)."""
+    if not isinstance(runner, GitHubRunner):
+        return True  # the dotenv of outputs goes there
+    return inputs.command in ("verify", "gate", "attest") or (
+        inputs.command == "sign" and inputs.provenance
+    )
 
 
 def _key(inputs: _env.Inputs, env: Mapping[str, str]) -> keys.PrivateKey:
@@ -180,13 +191,6 @@ def _gate(
     with runner.group(f"Checking images in {len(inputs.manifests)} manifest path(s)"):
         checked = checker.gate(inputs.manifests)
         _log_results(checked.results, runner)
-    for finding in checked.skipped:
-        runner.warning(
-            f"skipped {finding.text}: {finding.problem}",
-            file=_relative(finding.location.file),
-            line=finding.location.line,
-            title="Sealgate: not checked",
-        )
     outcome = _judged(checked, runner)
     summary = checked.summary
     if summary is not None:
@@ -196,9 +200,6 @@ def _gate(
         how = f"signed by `{key.public_key.short_id}`" if key else "unsigned: no key given"
         verdict = "PASSED" if summary.passed else "FAILED"
         outcome.markdown += f"\nVerification summary (SLSA VSA, {verdict}): {code(path)} ({how})\n"
-    if checked.skipped:
-        outcome.markdown += f"\n⚠️ {len(checked.skipped)} reference(s) could not be checked "
-        outcome.markdown += "(variables or build arguments); see the warnings in the log.\n"
     return outcome
 
 

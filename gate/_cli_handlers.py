@@ -20,7 +20,7 @@ from gate import __version__
 from gate.errors import UsageError
 
 if TYPE_CHECKING:
-    from gate import commands
+    from gate import commands, manifests
     from gate.keys import PublicKey
     from gate.ledger import Ledger
     from gate.policy import Policy
@@ -103,6 +103,8 @@ def sign(args: argparse.Namespace) -> int:
 
     annotations = _parse_annotations(args.annotation)
     key = keys.load_private_key(args.key)
+    if args.provenance and args.report_dir:
+        _report_dir(args.report_dir)  # before a signature is pushed, not after
     ctx = _context(args, args.images)
     done = commands.sign(
         ctx,
@@ -134,6 +136,20 @@ def sign(args: argparse.Namespace) -> int:
             + (f"; wrote {made.path}" if made.path else "")
         )
     return 0
+
+
+def _report_dir(path: str) -> Path:
+    """``--report-dir``, created and known writable before any work is done."""
+    from gate.report import prepare_dir
+
+    return prepare_dir(Path(path))
+
+
+def _manifest_options(args: argparse.Namespace) -> manifests.Options:
+    from gate import manifests
+
+    env_files = tuple(args.env_file) if args.env_file else None
+    return manifests.Options(follow_symlinks=args.follow_symlinks, env_files=env_files)
 
 
 def _emit(results: Sequence[Result], args: argparse.Namespace, command: str) -> None:
@@ -179,15 +195,12 @@ def gate(args: argparse.Namespace) -> int:
 
     pol = policy.load(args.policy)
     checker = _checker(args, pol, signing_key=args.key)
-    checked = checker.gate(args.paths, stdin=sys.stdin, allow_empty=args.allow_empty)
-    for finding in checked.skipped:
-        log.warning(
-            "%s:%s: skipped %s: %s",
-            finding.location.file,
-            finding.location.line,
-            finding.text,
-            finding.problem,
-        )
+    checked = checker.gate(
+        args.paths,
+        stdin=sys.stdin,
+        allow_empty=args.allow_empty,
+        options=_manifest_options(args),
+    )
     if not checked.results:
         print("No images found; nothing to check (--allow-empty).")
         return 0
@@ -405,6 +418,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def pin(args: argparse.Namespace) -> int:
+    """Exit 0 all pinned (or now pinned), 1 something is left unpinned, 2/3 as errors say."""
     from gate import manifests
 
     client = _context(args).client
@@ -412,12 +426,22 @@ def pin(args: argparse.Namespace) -> int:
         args.paths,
         lambda ref: client.get_manifest(ref.repository, ref.identifier).digest,
         check=args.check,
+        options=_manifest_options(args),
     )
+    left = 0
     for change in changes:
-        verb = "unpinned" if args.check else "pinned"
-        print(f"{change.location.file}:{change.location.line}: {verb} {change.old} -> {change.new}")
-    if args.check and changes:
-        print(f"{len(changes)} image reference(s) are not pinned; run `sealgate pin` to pin them.")
+        where = f"{change.location.file}:{change.location.line}"
+        if not change.in_place:
+            left += 1
+            print(f"{where}: cannot pin {change.old} in place; pin it by hand as {change.new}")
+        elif args.check:
+            left += 1
+            print(f"{where}: unpinned {change.old} -> {change.new}")
+        else:
+            print(f"{where}: pinned {change.old} -> {change.new}")
+    if left:
+        fix = "run `sealgate pin` or pin them by hand" if args.check else "pin them by hand"
+        print(f"{left} image reference(s) are not pinned; {fix}.")
         return 1
     if not changes:
         print("Every image reference is already pinned.")

@@ -81,6 +81,22 @@ def _whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text[:20]}' is not a whole number") from None
 
 
+def _add_manifest_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("manifests")
+    g.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="read through symbolic links (by default a link is an error: it may point anywhere)",
+    )
+    g.add_argument(
+        "--env-file",
+        action="append",
+        metavar="FILE",
+        help="Compose variables from FILE instead of the .env next to each Compose file "
+        "(repeatable; the environment still wins, as in docker compose)",
+    )
+
+
 def _add_public_keys(p: argparse.ArgumentParser, help_text: str) -> None:
     p.add_argument("--key", action="append", default=[], metavar="PUB", help=help_text)
 
@@ -193,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument(
         "--key", metavar="KEY", help="sign the verification summary (VSA) with this key"
     )
+    _add_manifest_options(gate)
     _add_output(gate)
     _add_registry_options(gate)
     gate.set_defaults(handler=handlers.gate)
@@ -202,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     pin.add_argument(
         "--check", action="store_true", help="exit 1 if anything is unpinned; write nothing"
     )
+    _add_manifest_options(pin)
     _add_registry_options(pin)
     pin.set_defaults(handler=handlers.pin)
 

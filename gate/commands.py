@@ -18,7 +18,7 @@ from gate.ledger import Ledger, Witness, default_path
 from gate.policy import Policy
 from gate.provenance import AttestationCheck
 from gate.registry import RegistryClient
-from gate.result import Location, Result
+from gate.result import Location, Result, Status
 from gate.revoke import Action, Revoked
 from gate.revoke import revoke as revoke_image
 from gate.sign import SignatureFormat, Signed, sign_image, sign_local
@@ -28,6 +28,7 @@ from gate.verify._stores import MissingLedgerStore
 
 if TYPE_CHECKING:
     from gate.manifests import Finding
+    from gate.manifests import Options as ManifestOptions
 
 
 TIMEOUT_ENV = "SEALGATE_TIMEOUT"
@@ -287,7 +288,7 @@ def verify(
 class GateRun:
     results: list[Result]
     skipped: list[Finding]
-    """References that could not be resolved (variables, build args): reported, not verified."""
+    """References whose image cannot be determined; each is also an ERROR result."""
 
 
 def gate(
@@ -297,16 +298,22 @@ def gate(
     *,
     stdin: TextIO | None = None,
     allow_empty: bool = False,
+    options: ManifestOptions | None = None,
 ) -> GateRun:
-    """Every distinct image reference in ``paths``, verified once, with all its locations."""
+    """Every distinct image reference in ``paths``, verified once, with all its locations.
+
+    A place whose image cannot be determined (an unset variable, a template, a
+    build arg with no default) is an ERROR result of its own: fail closed.
+    """
     from gate import manifests
 
-    findings = manifests.find_images(paths, stdin=stdin)
+    findings = manifests.find_images(paths, stdin=stdin, options=options)
     places: dict[str, list[Location]] = {}
     for finding in findings:
         if finding.reference is not None:
             places.setdefault(str(finding.reference), []).append(finding.location)
-    if not places and not allow_empty:
+    unknown = [f for f in findings if f.reference is None]
+    if not places and not unknown and not allow_empty:
         raise UsageError(
             "no images found in " + ", ".join(paths), hint="pass --allow-empty if that is expected"
         )
@@ -314,7 +321,17 @@ def gate(
         Target(refs.parse_source(text), tuple(sorted(set(locs)))) for text, locs in places.items()
     ]
     results = _verifier(ctx, pol).run(targets) if targets else []
-    return GateRun(results, [f for f in findings if f.reference is None])
+    errors = {
+        (f.location, f.text): Result(
+            image=manifests.clip(f.text, 80),
+            digest=None,
+            status=Status.ERROR,
+            reason=f"{manifests.CANNOT_TELL}: {f.problem}",
+            sources=(f.location,),
+        )
+        for f in unknown
+    }
+    return GateRun(results + list(errors.values()), unknown)
 
 
 def _verifier(ctx: Context, pol: Policy, attestations: Sequence[str] = ()) -> Verifier:

@@ -8,7 +8,6 @@ exit code. The front ends only turn a ``Checked`` into what they show.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,13 +16,14 @@ from typing import TYPE_CHECKING, TextIO
 from gate import commands
 from gate.errors import UsageError
 from gate.policy import Policy
-from gate.report import ReportContext
+from gate.report import ReportContext, prepare_dir
 from gate.result import FailOn, Result, exit_code
 
 if TYPE_CHECKING:
     from gate.attest import Summary
     from gate.keys import PrivateKey
     from gate.manifests import Finding
+    from gate.manifests import Options as ManifestOptions
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,8 @@ class Checker:
                 "a key signs the verification summary in the report directory; "
                 "give --report-dir too"
             )
-        _check_directory(reporting.directory)
+        if reporting.directory is not None:
+            prepare_dir(reporting.directory)
         self.ctx, self.policy, self.reporting = ctx, pol, reporting
 
     def verify(self, images: Sequence[str], *, attestations: Sequence[str] = ()) -> Checked:
@@ -74,9 +75,16 @@ class Checker:
         return self._report("verify", results, [], paths=())
 
     def gate(
-        self, paths: Sequence[str], *, stdin: TextIO | None = None, allow_empty: bool = False
+        self,
+        paths: Sequence[str],
+        *,
+        stdin: TextIO | None = None,
+        allow_empty: bool = False,
+        options: ManifestOptions | None = None,
     ) -> Checked:
-        run = commands.gate(self.ctx, paths, self.policy, stdin=stdin, allow_empty=allow_empty)
+        run = commands.gate(
+            self.ctx, paths, self.policy, stdin=stdin, allow_empty=allow_empty, options=options
+        )
         return self._report("gate", run.results, run.skipped, paths=paths)
 
     def _report(
@@ -101,17 +109,3 @@ class Checker:
             paths=paths,
         )
         return replace(checked, written=written, summary=summary)
-
-
-def _check_directory(directory: Path | None) -> None:
-    """A report directory that cannot be used is a usage error before any work is done."""
-    if directory is None:
-        return
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"report directory {directory} is a file, not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create report directory {directory}: {e.strerror}") from e
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise UsageError(f"report directory {directory} is not writable")

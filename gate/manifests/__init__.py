@@ -15,24 +15,41 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from gate.manifests._files import MAX_FILE_BYTES, expand, read, scan, sniff
-from gate.manifests._model import Finding, PinChange
+from gate.manifests._model import CANNOT_TELL, Finding, Options, PinChange, clip
 from gate.manifests._pin import Resolver, pin_files
 
-__all__ = ["MAX_FILE_BYTES", "Finding", "PinChange", "Resolver", "find_images", "pin_files"]
+__all__ = [
+    "CANNOT_TELL",
+    "MAX_FILE_BYTES",
+    "Finding",
+    "Options",
+    "PinChange",
+    "Resolver",
+    "clip",
+    "find_images",
+    "pin_files",
+]
 
 
-def find_images(paths: Sequence[str], *, stdin: TextIO | None = None) -> list[Finding]:
+def find_images(
+    paths: Sequence[str], *, stdin: TextIO | None = None, options: Options | None = None
+) -> list[Finding]:
     """Every image reference in ``paths`` (files, directories, ``-`` for ``stdin``), in order.
 
     Directories are walked in sorted order, skipping hidden entries and
     ``node_modules``; files whose names say nothing are sniffed. Raises
     ManifestError (exit 2) for unreadable or invalid files, references that are
-    not references, and YAML bombs. References that use variables or templates
-    come back with ``reference=None`` and a ``problem``.
+    not references, symbolic links (unless ``options.follow_symlinks``), and
+    YAML bombs. References whose image cannot be determined (unset variables,
+    templates, build args without defaults) come back with ``reference=None``
+    and a ``problem``: the gate makes those ERROR results.
     """
+    options = options or Options()
     findings: list[Finding] = []
-    for source in expand(paths):
-        text = read(source, stdin)
+    for source in expand(paths, options):
+        text = read(source, stdin, options)
         kind = source.kind or sniff(text)
-        findings.extend(site.finding for site in scan(text, source.name, kind))
+        findings.extend(
+            site.finding for site in scan(text, source.name, kind, source.path, options)
+        )
     return findings

@@ -7,7 +7,7 @@ dropped, heredocs (``RUN <<EOF``) carry text that is not instructions, and only
 ``ARG``s declared before the first ``FROM`` can be used in ``FROM``. A ``FROM``
 naming an earlier stage, ``FROM scratch`` and ``--from=<stage or index>`` pull
 nothing. ``ARG`` defaults are substituted (that is what a plain ``docker build``
-uses); a variable with no default is reported as unresolved.
+uses); a variable with no default is reported as unresolved (the gate's ERROR).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from gate.manifests._model import Finding, Site, finding
+from gate.manifests._model import Finding, Site, clip, finding
 from gate.manifests._text import line_at, line_starts, split_lines
 from gate.result import Location
 
@@ -143,9 +143,7 @@ class _Scan:
         line = line_at(self.starts, ins.offsets[start])
         resolved, missing = _expand(token, self.args)
         if resolved is None:
-            problem = (
-                f"uses build arg ${{{missing}}} with no default; give it one or gate the image"
-            )
+            problem = f"build arg ${{{clip(missing)}}} has no default; give it one"
             found = Finding(token, None, Location(self.file, line), KIND, context, problem)
             self.sites.append(Site(found, None))
             return

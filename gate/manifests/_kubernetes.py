@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TypeGuard
 
 from gate.errors import ManifestError
-from gate.manifests._model import Site, finding
+from gate.manifests._model import Site, clip, finding
 from gate.manifests._yaml import (
     Mapping,
     Node,
@@ -102,7 +102,9 @@ class _Walker:
         name = scalar(first(container, "name"))
         label = " ".join(part for part in (owner, role, name) if part)
         if not isinstance(image, Scalar):
-            raise ManifestError(f"{label}: image must be a string", file=self.file, line=image.line)
+            raise ManifestError(
+                f"{clip(label, 80)}: image must be a string", file=self.file, line=image.line
+            )
         self.sites.append(
             Site(
                 finding(image.value, file=self.file, line=image.line, kind=KIND, context=label),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gate import refs
@@ -11,6 +12,27 @@ from gate.refs import Reference
 from gate.result import Location
 
 _VARIABLE = re.compile(r"\$(?:\{[^}]*\}?|[A-Za-z_][A-Za-z0-9_]*|.?)")
+TOKEN_QUOTE_MAX = 24
+"""Errors quote at most this much of a file: enough to find a token, too little to leak a secret."""
+CANNOT_TELL = "cannot tell which image this pulls"
+
+
+def clip(text: str, limit: int = TOKEN_QUOTE_MAX) -> str:
+    """``text`` shortened for a message: a file may hold a secret where we expected a name."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How deploy files are read: which links to follow, and Compose's variables."""
+
+    follow_symlinks: bool = False
+    """Read (never write) through symbolic links; off by default so a link cannot leak a file."""
+    environ: Mapping[str, str] | None = None
+    """The shell environment Compose interpolates from; None means ``os.environ``."""
+    env_files: tuple[str, ...] | None = None
+    """``--env-file`` values; None means the ``.env`` next to each Compose file, as Compose does."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +61,8 @@ class PinChange:
     """Where the edit is: the line of the text that changes."""
     old: str
     new: str
+    in_place: bool = True
+    """False when pin cannot rewrite the text verbatim (a variable, an escape, another file)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,8 @@ class Site:
     finding: Finding
     span: tuple[int, int] | None
     """Offsets of the reference text to rewrite; None when it cannot be rewritten verbatim."""
+    origin: str | None = None
+    """Real path of the file holding the text when it is another file (Compose extends/include)."""
 
 
 def unresolved_problem(text: str) -> str | None:
@@ -56,17 +82,23 @@ def unresolved_problem(text: str) -> str | None:
         return "is a template expression; render it first (helm template, kustomize build)"
     match = _VARIABLE.search(text)
     if match:
-        return f"uses variable {match.group(0)}; render it first"
+        return f"uses variable {clip(match.group(0))}; render it first"
     return None
 
 
 def parse_reference(text: str, *, file: str, line: int) -> Reference:
-    """Parse ``text`` or raise ManifestError at ``file:line`` saying why it is not a reference."""
+    """Parse ``text`` or raise ManifestError at ``file:line`` saying why it is not a reference.
+
+    The message quotes the token shortened, and gives refs' detail only when the
+    whole token fits: that detail repeats parts of it (a tag, a path component).
+    """
     try:
         return refs.parse(text)
     except InvalidReferenceError as e:
+        short = clip(text)
+        why = f": {_why(text, e.message)}" if short == text else ""
         raise ManifestError(
-            f"'{text}' is not an image reference: {_why(text, e.message)}", file=file, line=line
+            f"'{short}' is not an image reference{why}", file=file, line=line
         ) from e
 
 
@@ -92,6 +124,17 @@ def finding(
     problem = unresolved_problem(value)
     if problem is not None:
         return Finding(text, None, Location(file, line), kind, context, problem)
+    if value != text:
+        try:
+            reference = refs.parse(value)
+        except InvalidReferenceError as e:
+            # Quote what the file says, never what a variable made of it.
+            raise ManifestError(
+                f"'{clip(text)}' is not an image reference once its variables are substituted",
+                file=file,
+                line=line,
+            ) from e
+        return Finding(text, reference, Location(file, line), kind, context)
     return Finding(
         text, parse_reference(value, file=file, line=line), Location(file, line), kind, context
     )

@@ -107,7 +107,8 @@ def compose_all(text: str, file: str) -> Iterator[Node]:
     except yaml.YAMLError as e:
         position = getattr(e, "position", None)
         line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
-        raise ManifestError(f"not valid YAML: {e}", file=file, line=line) from e
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ManifestError(f"not valid YAML: {first}", file=file, line=line) from e
 
 
 class _Composer:

@@ -22,12 +22,14 @@ from enum import StrEnum
 from pathlib import Path
 
 from gate import __version__
+from gate.errors import UsageError
 from gate.result import FailOn, Result, Signer, Status, fails
 
 __all__ = [
     "SUMMARY_MAX",
     "OutputFormat",
     "ReportContext",
+    "prepare_dir",
     "render",
     "summary_line",
     "write_all",
@@ -118,6 +120,36 @@ def render(
     from gate.report import _sarif
 
     return _sarif.render_sarif(results, ctx)
+
+
+def prepare_dir(directory: Path) -> Path:
+    """Create ``directory`` (and its parents) and check a file can be made in it.
+
+    Called before any work, so a bad ``--report-dir`` stops the run before a
+    signature is pushed or a registry is asked. Raises UsageError (exit 2), one
+    sentence, when it is a file or cannot be created or written.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:
+        raise UsageError(f"the report directory {directory} is a file, not a directory") from e
+    except NotADirectoryError as e:
+        raise UsageError(
+            f"cannot create the report directory {directory}: a part of its path is a file"
+        ) from e
+    except OSError as e:
+        raise UsageError(
+            f"cannot create the report directory {directory}: {e.strerror or e}"
+        ) from e
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sealgate-probe.", dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise UsageError(
+            f"cannot write in the report directory {directory}: {e.strerror or e}"
+        ) from e
+    return directory
 
 
 def write_all(

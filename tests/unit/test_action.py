@@ -274,3 +274,20 @@ def test_secrets_never_reach_the_log_outputs_summary_or_files(workspace: Workspa
         assert secret not in log_without_masks
         assert secret not in run.summary and secret not in json.dumps(run.outputs)
         assert all(secret not in text for text in written + bodies)
+
+
+def test_a_report_dir_that_is_a_file_stops_sign_before_any_push(workspace: Workspace) -> None:
+    (workspace.path / "reports").write_text("a file")
+    pem = keys.generate().to_pem(PASSWORD.encode()).decode()
+    run = workspace.run(
+        command="sign",
+        # nothing listens on port 9: had signing started, the error would be about the registry
+        images="127.0.0.1:9/acme/app@sha256:" + "a" * 64,
+        key=pem,
+        key_password=PASSWORD,
+        report_dir="reports",
+        github_token=TOKEN,
+    )
+    assert run.code == 2
+    assert run.errors == ["::error::the report directory reports is a file, not a directory"]
+    assert (workspace.path / "reports").read_text() == "a file"

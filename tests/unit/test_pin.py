@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from gate.errors import InvalidReferenceError, ManifestError, UsageError
-from gate.manifests import PinChange, find_images, pin_files
+from gate.errors import InvalidReferenceError, ManifestError, UnavailableError, UsageError
+from gate.manifests import Options, PinChange, find_images, pin_files
 from gate.refs import Reference
 from tests.conftest import ASSETS, REALWORLD, require
 
@@ -69,11 +69,17 @@ def test_pin_compose_keeps_crlf_quotes_comments_and_aliases(work: Path) -> None:
     changes = pin_files([str(path)], registry)
     after = path.read_bytes()
 
+    by_hand = [c for c in changes if not c.in_place]
+    changes = [c for c in changes if c.in_place]
     assert_only_image_lines_changed(before, after, changes)
     assert [(c.location.line, c.old) for c in changes] == [
         (3, "nginx:1.25"),
         (6, "postgres"),  # the anchor: db-replica's *pg follows it
         (9, "redis:7"),
+    ]
+    tool = registry.digest("docker.io/acme/tool:2.1")
+    assert [(c.location.line, c.old, c.new) for c in by_hand] == [
+        (13, "acme/tool:${TAG:-2.1}", f"docker.io/acme/tool:2.1@{tool}")
     ]
     postgres = registry.digest("docker.io/library/postgres:latest")
     assert changes[1].new == f"postgres:latest@{postgres}"
@@ -83,13 +89,14 @@ def test_pin_compose_keeps_crlf_quotes_comments_and_aliases(work: Path) -> None:
     assert f"  cache: {{image: 'redis:7@{registry.digest('docker.io/library/redis:7')}', " in text
     assert f"    image: &pg postgres:latest@{postgres}\r\n" in text
     assert after.count(b"\r\n") == before.count(b"\r\n") == before.count(b"\n")
-    # already pinned and unresolvable references are untouched; each reference resolved once
+    # already pinned and variable references are untouched; each reference resolved once
     assert b"ghcr.io/acme/api:1.0@sha256:1111" in after
-    assert b"acme/tool:${TAG}\r\n" in after
+    assert b"acme/tool:${TAG:-2.1}\r\n" in after
     assert registry.calls == [
         "docker.io/library/nginx:1.25",
         "docker.io/library/postgres:latest",
         "docker.io/library/redis:7",
+        "docker.io/acme/tool:2.1",
     ]
 
 
@@ -144,7 +151,8 @@ def test_check_mode_writes_nothing_and_reports_the_same_changes(work: Path) -> N
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in work.iterdir()}
     checked = pin_files([str(work)], FakeRegistry(), check=True)
     assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in work.iterdir()} == before
-    assert len(checked) == 10
+    assert len(checked) == 11
+    assert [c.old for c in checked if not c.in_place] == ["acme/tool:${TAG:-2.1}"]
     assert pin_files([str(work)], FakeRegistry()) == checked
 
 
@@ -152,13 +160,16 @@ def test_pinning_twice_changes_nothing_and_resolves_nothing(work: Path) -> None:
     pin_files([str(work)], FakeRegistry())
     pinned = {p.name: p.read_bytes() for p in work.iterdir()}
     registry = FakeRegistry()
-    assert pin_files([str(work)], registry) == []
-    assert registry.calls == []
+    # only the reference written with a variable is left, for a person to pin
+    assert [c.old for c in pin_files([str(work)], registry)] == ["acme/tool:${TAG:-2.1}"]
+    assert registry.calls == ["docker.io/acme/tool:2.1"]
     assert {p.name: p.read_bytes() for p in work.iterdir()} == pinned
     unpinned = [
-        f for f in find_images([str(work)]) if f.reference is not None and not f.reference.pinned
+        f.text
+        for f in find_images([str(work)])
+        if f.reference is not None and not f.reference.pinned
     ]
-    assert unpinned == []
+    assert unpinned == ["acme/tool:${TAG:-2.1}"]
 
 
 def test_a_failing_lookup_leaves_every_file_untouched(work: Path) -> None:
@@ -176,17 +187,32 @@ def test_a_resolver_answer_that_is_not_a_digest_is_refused(work: Path) -> None:
     assert (work / "Dockerfile").read_bytes() == before
 
 
-def test_writes_are_atomic_keep_mode_and_follow_symlinks(work: Path) -> None:
+def test_writes_keep_mode_and_leave_no_temp_files(work: Path) -> None:
     target = work / "stream.yaml"
     target.chmod(0o640)
-    link = work.parent / "link.yaml"
-    link.symlink_to(target)
-    changes = pin_files([str(link)], FakeRegistry())
-    assert changes and all(c.location.file == str(link) for c in changes)
-    assert link.is_symlink()
+    inode = target.stat().st_ino
+    changes = pin_files([str(target)], FakeRegistry())
+    assert changes and all(c.location.file == str(target) for c in changes)
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert target.stat().st_ino != inode  # replaced by rename, never rewritten in place
     assert b"@sha256:" in target.read_bytes()
     assert sorted(os.listdir(work)) == ["Dockerfile", "compose.yaml", "stream.yaml"]
+
+
+def test_links_are_not_read_and_never_written_through(work: Path) -> None:
+    target = work / "stream.yaml"
+    before = target.read_bytes()
+    link = work.parent / "link.yaml"
+    link.symlink_to(target)
+    with pytest.raises(ManifestError, match=r"link\.yaml: is a symbolic link") as info:
+        pin_files([str(link)], FakeRegistry())
+    assert info.value.hint is not None and "--follow-symlinks" in info.value.hint
+    # following links reads through them (--check), but pin still will not write through one
+    followed = Options(follow_symlinks=True)
+    assert pin_files([str(link)], FakeRegistry(), check=True, options=followed)
+    with pytest.raises(ManifestError, match="pin does not write through links"):
+        pin_files([str(link)], FakeRegistry(), options=followed)
+    assert target.read_bytes() == before and link.is_symlink()
 
 
 def test_stdin_cannot_be_pinned() -> None:
@@ -213,7 +239,8 @@ def test_references_not_written_verbatim_are_left_alone(tmp_path: Path) -> None:
         "docker.io/library/nginx:1.25",
         "docker.io/library/redis:7",
     ]
-    assert pin_files([str(path)], FakeRegistry()) == []
+    changes = pin_files([str(path)], FakeRegistry())
+    assert [(c.location.line, c.in_place) for c in changes] == [(5, False), (7, False)]
     assert path.read_text() == original
 
 
@@ -244,3 +271,78 @@ def test_pin_realworld_copies_touches_only_image_lines(tmp_path: Path) -> None:
     after = find_images([str(copy)])
     assert all(f.reference is not None and f.reference.pinned for f in after)
     assert [f.location for f in after] == locations
+
+
+# -- all or nothing, and never over someone else's edit ---------------------------------------
+
+
+def test_a_file_edited_while_pin_waits_on_the_registry_is_not_overwritten(work: Path) -> None:
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    edit = b"# a colleague's edit, saved while pin was asking the registry\n"
+
+    def slow_registry(reference: Reference) -> str:
+        if not (work / "stream.yaml").read_bytes().startswith(edit):
+            with open(work / "stream.yaml", "r+b") as handle:  # in place: same inode and size
+                data = handle.read()
+                handle.seek(0)
+                handle.write(edit + data[len(edit) :])
+        return FakeRegistry()(reference)
+
+    with pytest.raises(ManifestError, match=r"stream\.yaml: changed on disk while pin"):
+        pin_files([str(work)], slow_registry)
+    after = {p.name: p.read_bytes() for p in work.iterdir()}
+    assert after["stream.yaml"].startswith(edit)  # their edit survives
+    assert {k: v for k, v in after.items() if k != "stream.yaml"} == {
+        k: v for k, v in before.items() if k != "stream.yaml"
+    }  # and no other file was pinned without it
+
+
+def test_a_failed_rename_puts_back_the_files_already_replaced(
+    work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: the third rename fails (as EBUSY or ENOSPC would); the first two revert."""
+    before = {p.name: (p.read_bytes(), p.stat().st_ino) for p in work.iterdir()}
+    real_replace = os.replace
+    renames: list[str] = []
+
+    def failing_replace(src: str, dst: str) -> None:
+        if src.endswith(".sealgate-pin") and not src.endswith(".orig.sealgate-pin"):
+            renames.append(dst)
+            if len(renames) == 3:
+                raise OSError(16, "Device or resource busy")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ManifestError, match=r"cannot replace: Device or resource busy"):
+        pin_files([str(work)], FakeRegistry())
+    monkeypatch.undo()
+    assert len(renames) == 3
+    assert {p.name: (p.read_bytes(), p.stat().st_ino) for p in work.iterdir()} == before
+
+
+def test_owner_and_mode_are_kept(work: Path) -> None:
+    require(os.geteuid() == 0, "root, to give the file another owner")
+    path = work / "Dockerfile"
+    os.chown(path, 4321, 8765)
+    path.chmod(0o604)
+    pin_files([str(path)], FakeRegistry())
+    info = path.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4321, 8765, 0o604)
+    assert b"@sha256:" in path.read_bytes()
+
+
+def test_nothing_to_pin_is_an_error_as_in_the_gate(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n    build: .\n")
+    with pytest.raises(UsageError, match="no images found"):
+        pin_files([str(tmp_path)], FakeRegistry(), check=True)
+
+
+def test_an_image_nobody_can_tell_fails_check_and_pin(tmp_path: Path) -> None:
+    path = tmp_path / "compose.yaml"
+    original = "services:\n  a:\n    image: nginx:1.25\n  b:\n    image: redis:${REDIS}\n"
+    path.write_text(original)
+    for check in (True, False):
+        registry = FakeRegistry()
+        with pytest.raises(UnavailableError, match=r"compose\.yaml:5: cannot tell which image"):
+            pin_files([str(path)], registry, check=check, options=Options(environ={}))
+        assert registry.calls == [] and path.read_text() == original
