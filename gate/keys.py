@@ -238,6 +238,10 @@ def _where(ref: str) -> str:
     return "the inline key" if ref.lstrip().startswith("-----BEGIN") else ref
 
 
+MAX_KEY_BYTES = 64 * 1024
+"""Larger than any PEM key or cosign.key; ``key: /dev/zero`` must not fill memory."""
+
+
 def read_key_text(ref: str) -> bytes:
     """The PEM text behind ``ref``: a file path, ``env://NAME``, or inline PEM.
 
@@ -261,14 +265,20 @@ def read_key_text(ref: str) -> bytes:
             f"key references of the form {scheme}:// are not supported; "
             "pass a file path, env://NAME, or PEM text"
         )
+    if "\0" in ref:
+        raise KeyLoadError("a key file name cannot contain a NUL character")
     try:
-        return Path(ref).expanduser().read_bytes()
+        with Path(ref).expanduser().open("rb") as handle:
+            data = handle.read(MAX_KEY_BYTES + 1)
     except FileNotFoundError as e:
         raise KeyLoadError(f"key file {ref} does not exist") from e
     except IsADirectoryError as e:
         raise KeyLoadError(f"key file {ref} is a directory; pass the key file inside it") from e
     except OSError as e:
         raise KeyLoadError(f"cannot read key file {ref}: {e.strerror or e}") from e
+    if len(data) > MAX_KEY_BYTES:
+        raise KeyLoadError(f"key file {ref} is larger than {MAX_KEY_BYTES} bytes; it is no key")
+    return data
 
 
 def _pem_blocks(text: bytes) -> list[tuple[str, bytes]]:

@@ -163,9 +163,14 @@ _AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "w
 
 def parse_age(text: str) -> timedelta:
     match = _AGE.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"'{text}' is not a duration: use a number and s, m, h, d or w, e.g. 90d")
-    return timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+    if not match or len(match.group(1)) > 9:
+        raise ValueError(
+            f"'{text[:40]}' is not a duration: use a number and s, m, h, d or w, e.g. 90d"
+        )
+    try:
+        return timedelta(**{_AGE_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError as e:
+        raise ValueError(f"'{text[:40]}' is longer than any signature can live") from e
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -210,9 +215,10 @@ class _Doc:
 
     def integer(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
         text = self.scalar(node, what)
-        if not re.fullmatch(r"-?\d+", text) or int(text) < minimum:
+        if not re.fullmatch(r"-?\d{1,9}", text) or int(text) < minimum:
             raise self.fail(
-                node, f"{what} must be a whole number of at least {minimum}, not '{text}'"
+                node,
+                f"{what} must be a whole number from {minimum} to 999999999, not '{text[:20]}'",
             )
         return int(text)
 
@@ -229,7 +235,8 @@ def load(path: str | Path) -> Policy:
     """Read and validate a policy file; PolicyError names file, line and key."""
     source = str(path)
     try:
-        data = Path(path).read_bytes()
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_POLICY_BYTES + 1)
     except OSError as e:
         raise PolicyError(f"cannot read the policy: {e.strerror}", file=source) from e
     if len(data) > MAX_POLICY_BYTES:
@@ -245,9 +252,13 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
         raise PolicyError("policy is not UTF-8 text", file=source) from e
     except yaml.MarkedYAMLError as e:
         line = e.problem_mark.line + 1 if e.problem_mark else None
-        raise PolicyError(f"policy is not valid YAML: {e.problem}", file=source, line=line) from e
+        problem = " ".join(str(e.problem).split())
+        raise PolicyError(f"policy is not valid YAML: {problem}", file=source, line=line) from e
     except yaml.YAMLError as e:
-        raise PolicyError(f"policy is not valid YAML: {e}", file=source) from e
+        problem = " ".join(str(e).split())
+        raise PolicyError(f"policy is not valid YAML: {problem}", file=source) from e
+    except RecursionError as e:
+        raise PolicyError("policy is nested too deeply to be a policy", file=source) from e
     if root is None:
         raise PolicyError("policy is empty", file=source)
     top = doc.mapping(root, "the policy", ("version", "signers", "registries", "rules", "default"))
@@ -307,7 +318,7 @@ def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, Trusted
         level, label = 0, None
         if "level" in fields:
             text = doc.scalar(fields["level"], "level")
-            match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(.+?))?\s*", text)
+            match = re.fullmatch(r"\s*(\d{1,9})\s*(?:-\s*(.+?))?\s*", text)
             if not match:
                 raise doc.fail(
                     fields["level"],
