@@ -1,0 +1,107 @@
+"""cosign's legacy ``.sig`` layers: keyless (certificate + SET) and key + SET.
+
+A legacy signature carries the certificate, maybe its chain, and a Rekor
+bundle (SET + entry) as layer annotations; the SET is the only proof of the
+signing time, and it is what cosign checks offline.
+
+NOTE: FORMATS.md §1.2 and §1.6; cosign pkg/cosign/verify.go
+(VerifyImageSignature: VerifyBundle, then the certificate at integratedTime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from gate.keys import PublicKey
+from gate.sigstore._certs import chain_to_root, check_at
+from gate.sigstore._entries import Signed
+from gate.sigstore._errors import KeylessError
+from gate.sigstore._fulcio import identity_of
+from gate.sigstore._identity import Identity
+from gate.sigstore._rekor import entry_from_cosign
+from gate.sigstore._trust import TrustedRoot
+from gate.sigstore._verified import Verified
+from gate.sigstore._verify import log_times
+
+
+def verify_cosign_keyless(
+    payload: bytes,
+    signature: bytes,
+    certificate_pem: bytes,
+    chain_pem: bytes | None,
+    rekor_bundle_json: bytes | None,
+    *,
+    identity: Identity,
+    roots: TrustedRoot,
+) -> Verified:
+    """Verify one keyless ``.sig`` layer: payload bytes, raw signature, annotations.
+
+    ``chain_pem`` is read only to be well-formed: trust comes from ``roots``.
+    The simple-signing payload's digest binding is the caller's check.
+    """
+    try:
+        leaf = x509.load_pem_x509_certificate(certificate_pem)
+        if chain_pem:
+            x509.load_pem_x509_certificates(chain_pem)
+    except ValueError as e:
+        raise KeylessError(f"the signature's certificate or chain does not parse ({e})") from e
+    if rekor_bundle_json is None:
+        raise KeylessError(
+            "the keyless signature has no Rekor bundle, so nothing proves when it was signed"
+        )
+    instance, ca = chain_to_root(leaf, roots)
+    checks = ["certificate chain" + (" and SCT" if instance.ctlogs else "")]
+    key = PublicKey(leaf.public_key())  # type: ignore[arg-type]
+    if not key.verify(signature, payload):
+        raise KeylessError("the signature does not verify over the payload with the certificate")
+    checks.append("signature over the payload")
+    entry = entry_from_cosign(rekor_bundle_json)
+    signed = Signed(signature, leaf.public_bytes(Encoding.DER), hashlib.sha256(payload).digest())
+    times = log_times((entry,), signed, TrustedRoot((instance,)), checks)
+    for when, what in times:
+        check_at(leaf, ca, when, what)
+    who = identity_of(leaf)
+    identity.check(who)
+    checks.append("identity")
+    return Verified(
+        identity=who.subject,
+        issuer=who.issuer,
+        extensions=dict(who.claims),
+        signed_time=times[0][0],
+        time_source=times[0][1],
+        log_index=entry.log_index,
+        checks=tuple(checks),
+    )
+
+
+def verify_rekor_set(
+    payload: bytes,
+    signature: bytes,
+    key: PublicKey,
+    rekor_bundle_json: bytes,
+    *,
+    roots: TrustedRoot,
+) -> Verified:
+    """Verify a key-signed ``.sig`` layer's Rekor bundle: SET, and a body naming this signature.
+
+    The signature itself is checked too, so a pass means key + log both agree.
+    """
+    if not key.verify(signature, payload):
+        raise KeylessError("the signature does not verify over the payload with the key")
+    checks = ["signature over the payload"]
+    entry = entry_from_cosign(rekor_bundle_json)
+    signed = Signed(signature, key.der, hashlib.sha256(payload).digest())
+    times = log_times((entry,), signed, roots, checks)
+    return Verified(
+        identity=None,
+        issuer=None,
+        extensions={},
+        signed_time=times[0][0],
+        time_source=times[0][1],
+        log_index=entry.log_index,
+        checks=tuple(checks),
+        key_id=key.key_id,
+    )
