@@ -16,11 +16,15 @@ Public API::
     verify_rekor_set(payload, sig, key, rekor_bundle_json, roots=roots) -> Verified
 """
 
+from gate.sigstore._blob import read_artifact, verify_blob
 from gate.sigstore._bundle import split_bundles
 from gate.sigstore._cosign import verify_cosign_keyless, verify_rekor_set
 from gate.sigstore._errors import KeylessError
 from gate.sigstore._fulcio import CLAIMS, CertificateIdentity, identity_of
 from gate.sigstore._identity import Identity
+from gate.sigstore._store import describe as describe_roots
+from gate.sigstore._store import import_root, trust_dir
+from gate.sigstore._store import resolve as resolve_roots
 from gate.sigstore._trust import EMBEDDED_SOURCE, RootInstance, TrustedRoot
 from gate.sigstore._verified import Verified
 from gate.sigstore._verify import verify_bundle
@@ -34,8 +38,14 @@ __all__ = [
     "RootInstance",
     "TrustedRoot",
     "Verified",
+    "describe_roots",
     "identity_of",
+    "import_root",
+    "read_artifact",
+    "resolve_roots",
     "split_bundles",
+    "trust_dir",
+    "verify_blob",
     "verify_bundle",
     "verify_cosign_keyless",
     "verify_rekor_set",

@@ -32,7 +32,7 @@ from gate.sigstore._timestamp import verify_timestamp
 from gate.sigstore._trust import TrustedRoot
 from gate.sigstore._verified import Verified
 
-_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+_DIGEST = re.compile(r"(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})")
 INTOTO = "application/vnd.in-toto+json"
 Times = list[tuple[datetime, str]]
 
@@ -47,12 +47,14 @@ def verify_bundle(
     require_tlog: bool = False,
     predicate_type: str | None = None,
 ) -> Verified:
-    """Verify one bundle for ``artifact`` (its bytes, or ``sha256:<hex>``).
+    """Verify one bundle for ``artifact``: its bytes, or ``sha256:<hex>`` (``sha512:<hex>``
+    is accepted for in-toto subjects, as npm provenance uses).
 
     Exactly one of ``identity`` (keyless) and ``key`` is given. Raises
     KeylessError (exit 1) naming the failed check.
     """
-    data, digest = _artifact(artifact)
+    data, digests = _artifact(artifact)
+    digest = digests.get("sha256")
     b = parse_bundle(bundle)
     checks: list[str] = []
     if b.certificate is not None:
@@ -70,7 +72,7 @@ def verify_bundle(
             raise KeylessError("the bundle was signed by another key (its key hint differs)")
         scoped, verifier, verifier_der = roots, key.key, key.der
 
-    statement = _check_content(b, data, digest, verifier, checks)
+    statement = _check_content(b, data, digests, verifier, checks)
     signed = Signed(b.signature, verifier_der, digest if b.envelope is None else None, b.envelope)
     times = log_times(b.entries, signed, scoped, checks)
     if require_tlog and not b.entries:
@@ -138,19 +140,26 @@ def log_times(
     return times
 
 
-def _artifact(artifact: bytes | str) -> tuple[bytes | None, bytes]:
+def _artifact(artifact: bytes | str) -> tuple[bytes | None, dict[str, bytes]]:
+    """The artifact's bytes (when given) and its digests by in-toto algorithm name."""
     if isinstance(artifact, str):
-        m = _DIGEST.fullmatch(artifact)
-        if m is None:
+        if _DIGEST.fullmatch(artifact) is None:
             raise KeylessError(f"{artifact[:80]!r} is not a sha256:<64 hex> digest")
-        return None, bytes.fromhex(m.group(1))
-    return artifact, hashlib.sha256(artifact).digest()
+        algorithm, _, hexd = artifact.partition(":")
+        return None, {algorithm: bytes.fromhex(hexd)}
+    return artifact, {
+        "sha256": hashlib.sha256(artifact).digest(),
+        "sha512": hashlib.sha512(artifact).digest(),
+    }
 
 
 def _check_content(
-    b: Bundle, data: bytes | None, digest: bytes, verifier: Any, checks: list[str]
+    b: Bundle, data: bytes | None, digests: dict[str, bytes], verifier: Any, checks: list[str]
 ) -> dict[str, Any] | None:
     if b.envelope is None:
+        digest = digests.get("sha256")
+        if digest is None:
+            raise KeylessError("a message signature needs the artifact or its sha256 digest")
         if b.message_digest is not None:
             algorithm, value = b.message_digest
             if algorithm == "SHA2_256" and value != digest:
@@ -166,9 +175,7 @@ def _check_content(
     if env.payload_type != INTOTO:
         raise KeylessError(f"the DSSE payload type {env.payload_type!r} is not in-toto")
     statement = _statement(env.payload)
-    wanted = {"sha256": digest.hex()}
-    if data is not None:
-        wanted["sha512"] = hashlib.sha512(data).hexdigest()
+    wanted = {alg: d.hex() for alg, d in digests.items()}
     subjects = statement.get("subject")
     if not isinstance(subjects, list) or not any(
         isinstance(s, dict)
@@ -176,7 +183,8 @@ def _check_content(
         and any(s["digest"].get(alg) == hexd for alg, hexd in wanted.items())
         for s in subjects
     ):
-        raise KeylessError(f"the in-toto statement's subjects do not name sha256:{digest.hex()}")
+        alg, hexd = next(iter(wanted.items()))
+        raise KeylessError(f"the in-toto statement's subjects do not name {alg}:{hexd}")
     checks.append("in-toto subject")
     return statement
 
