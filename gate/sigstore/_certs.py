@@ -36,8 +36,17 @@ def chain_to_root(
     """The instance and CA that issued ``leaf``, after the time-independent checks.
 
     ``require_sct`` None means: required when the instance lists CT logs (the
-    public-good root does; GitHub's and private PKIs do not).
+    public-good root does; GitHub's and private PKIs do not). Cached per
+    (leaf, roots); only successes are cached.
     """
+    return _chain_to_root(leaf, roots, require_sct)
+
+
+@lru_cache(maxsize=1024)
+def _chain_to_root(
+    leaf: x509.Certificate, roots: TrustedRoot, require_sct: bool | None
+) -> tuple[RootInstance, Authority]:
+    # NOTE: cryptography's Certificate hashes and compares by its DER encoding.
     candidates = roots.for_certificate(leaf)
     if not candidates:
         raise KeylessError(
@@ -46,7 +55,7 @@ def chain_to_root(
     failure: KeylessError | None = None
     for instance, ca in candidates:
         try:
-            _checked_cached(_key(leaf), ca, instance, require_sct)
+            _checked(leaf, ca, instance, require_sct)
             return instance, ca
         except KeylessError as e:
             failure = failure or e
@@ -71,15 +80,10 @@ def check_at(leaf: x509.Certificate, ca: Authority, when: datetime, what: str) -
             )
 
 
-def _key(leaf: x509.Certificate) -> bytes:
-    return leaf.public_bytes(_DER)
-
-
-@lru_cache(maxsize=1024)
-def _checked_cached(  # the time-independent checks, once per (leaf, CA)
-    leaf_der: bytes, ca: Authority, instance: RootInstance, require_sct: bool | None
+def _checked(
+    leaf: x509.Certificate, ca: Authority, instance: RootInstance, require_sct: bool | None
 ) -> None:
-    leaf = x509.load_der_x509_certificate(leaf_der)
+    """The checks that do not depend on the signing time: signatures, usages, SCT."""
     _chain(leaf, ca)
     _leaf_usage(leaf)
     need = bool(instance.ctlogs) if require_sct is None else require_sct

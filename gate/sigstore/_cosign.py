@@ -11,6 +11,7 @@ NOTE: FORMATS.md §1.2 and §1.6; cosign pkg/cosign/verify.go
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -24,7 +25,7 @@ from gate.sigstore._identity import Identity
 from gate.sigstore._rekor import entry_from_cosign
 from gate.sigstore._trust import TrustedRoot
 from gate.sigstore._verified import Verified
-from gate.sigstore._verify import log_times
+from gate.sigstore._verify import log_times, signer_key
 
 
 def verify_cosign_keyless(
@@ -42,24 +43,18 @@ def verify_cosign_keyless(
     ``chain_pem`` is read only to be well-formed: trust comes from ``roots``.
     The simple-signing payload's digest binding is the caller's check.
     """
-    try:
-        leaf = x509.load_pem_x509_certificate(certificate_pem)
-        if chain_pem:
-            x509.load_pem_x509_certificates(chain_pem)
-    except ValueError as e:
-        raise KeylessError(f"the signature's certificate or chain does not parse ({e})") from e
+    leaf, key, leaf_der = _leaf(certificate_pem, chain_pem)
     if rekor_bundle_json is None:
         raise KeylessError(
             "the keyless signature has no Rekor bundle, so nothing proves when it was signed"
         )
     instance, ca = chain_to_root(leaf, roots)
     checks = ["certificate chain" + (" and SCT" if instance.ctlogs else "")]
-    key = PublicKey(leaf.public_key())  # type: ignore[arg-type]
     if not key.verify(signature, payload):
         raise KeylessError("the signature does not verify over the payload with the certificate")
     checks.append("signature over the payload")
     entry = entry_from_cosign(rekor_bundle_json)
-    signed = Signed(signature, leaf.public_bytes(Encoding.DER), hashlib.sha256(payload).digest())
+    signed = Signed(signature, leaf_der, hashlib.sha256(payload).digest())
     times = log_times((entry,), signed, TrustedRoot((instance,)), checks)
     for when, what in times:
         check_at(leaf, ca, when, what)
@@ -75,6 +70,20 @@ def verify_cosign_keyless(
         log_index=entry.log_index,
         checks=tuple(checks),
     )
+
+
+@lru_cache(maxsize=256)
+def _leaf(
+    certificate_pem: bytes, chain_pem: bytes | None
+) -> tuple[x509.Certificate, PublicKey, bytes]:
+    """The leaf, its key and DER, parsed once per annotation text (one cert, many images)."""
+    try:
+        leaf = x509.load_pem_x509_certificate(certificate_pem)
+        if chain_pem:
+            x509.load_pem_x509_certificates(chain_pem)
+    except ValueError as e:
+        raise KeylessError(f"the signature's certificate or chain does not parse ({e})") from e
+    return leaf, signer_key(leaf.public_key()), leaf.public_bytes(Encoding.DER)
 
 
 def verify_rekor_set(

@@ -8,6 +8,7 @@ URI (CI workflows), an email (people) or an otherName .1.7 (usernames).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from cryptography import x509
 
@@ -69,8 +70,12 @@ class CertificateIdentity:
         return self.claims.get(name)
 
 
+@lru_cache(maxsize=1024)
 def identity_of(cert: x509.Certificate) -> CertificateIdentity:
-    """Decode the SAN and the Fulcio extensions; raises KeylessError without a SAN."""
+    """Decode the SAN and the Fulcio extensions; raises KeylessError without a SAN.
+
+    Cached per certificate: one workflow certificate signs many images.
+    """
     claims: dict[str, str] = {}
     for ext in cert.extensions:
         dotted = ext.oid.dotted_string

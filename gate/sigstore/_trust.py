@@ -66,7 +66,7 @@ class LogKey:
         return urlsplit(self.base_url).hostname or self.base_url
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Authority:
     """A certificate or timestamp authority: its chain (issuing cert first, root last)."""
 
@@ -75,9 +75,14 @@ class Authority:
     validity: Validity
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RootInstance:
-    """One trusted root: the material of one Sigstore deployment."""
+    """One trusted root: the material of one Sigstore deployment.
+
+    Compared and hashed by identity: it keys the per-certificate cache, and
+    hashing every certificate and key of a root per signature would cost more
+    than the checks the cache saves.
+    """
 
     name: str
     cas: tuple[Authority, ...]

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from gate.errors import KeyLoadError
 from gate.keys import PublicKey
 from gate.sigstore._bundle import Bundle, parse_bundle
 from gate.sigstore._certs import chain_to_root, check_at
@@ -169,7 +170,7 @@ def _check_content(
         checks.append("signature over the artifact")
         return None
     env = b.envelope
-    if not PublicKey(verifier).verify(b.signature, env.pae):
+    if not signer_key(verifier).verify(b.signature, env.pae):
         raise KeylessError("the DSSE signature does not verify over the envelope")
     checks.append("DSSE signature")
     if env.payload_type != INTOTO:
@@ -202,7 +203,7 @@ def _statement(payload: bytes) -> dict[str, Any]:
 def _verify_message(key: Any, signature: bytes, data: bytes | None, digest: bytes) -> bool:
     """Verify over the bytes when we have them, else over the SHA-256 digest (prehashed)."""
     try:
-        if data is not None and PublicKey(key).verify(signature, data):
+        if data is not None and signer_key(key).verify(signature, data):
             return True
         if isinstance(key, ec.EllipticCurvePublicKey):
             key.verify(signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
@@ -213,6 +214,14 @@ def _verify_message(key: Any, signature: bytes, data: bytes | None, digest: byte
     except (InvalidSignature, ValueError):
         return False
     return False
+
+
+def signer_key(key: Any) -> PublicKey:
+    """The certificate's key as a PublicKey; an unusable one is a failed check, not bad usage."""
+    try:
+        return PublicKey(key)
+    except KeyLoadError as e:
+        raise KeylessError(f"the signing certificate's key cannot verify: {e}") from e
 
 
 def _der(cert: Any) -> bytes:

@@ -154,8 +154,18 @@ def test_the_chain_and_sct_are_checked_once_per_certificate(cases: Path) -> None
     artifact = (cases / "a.txt").read_bytes()
     root = TrustedRoot.embedded()
     who = Identity(issuer=GITHUB, subject=BEACON)
-    _certs._checked_cached.cache_clear()
+    _certs._chain_to_root.cache_clear()
     for _ in range(5):
         verify_bundle(bundle, artifact, identity=who, key=None, roots=root)
-    info = _certs._checked_cached.cache_info()
+    info = _certs._chain_to_root.cache_info()
     assert (info.misses, info.hits) == (1, 4)
+
+
+def test_the_embedded_roots_are_the_vectors_byte_for_byte(vectors: Path) -> None:
+    # NOTE: both are sigstore-python's snapshot (SOURCE); refreshing one means refreshing both.
+    from importlib import resources
+
+    shipped = resources.files("gate.sigstore").joinpath("_roots")
+    for name in ("public-good", "staging"):
+        vector = vectors / "sigstore-trust-roots" / f"{name}.trusted_root.json"
+        assert shipped.joinpath(f"{name}.json").read_bytes() == vector.read_bytes()
