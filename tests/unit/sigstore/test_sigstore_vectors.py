@@ -252,3 +252,35 @@ def test_github_invalid_against_public_good(
             key=None,
             roots=public_good,
         )
+
+
+def test_legacy_keyless_signature_timed_by_an_rfc3161_annotation(vectors: Path) -> None:
+    # A real rekor2 bundle's pieces laid out as cosign's .sig layer annotations: the
+    # signature over the raw payload, the leaf PEM and dev.sigstore.cosign/rfc3161timestamp.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    case = vectors / "sigstore-conformance" / "bundle-verify" / "rekor2-happy-path"
+    doc = json.loads((case / "bundle.sigstore.json").read_bytes())
+    material = doc["verificationMaterial"]
+    cert = x509.load_der_x509_certificate(base64.b64decode(material["certificate"]["rawBytes"]))
+    token = material["timestampVerificationData"]["rfc3161Timestamps"][0]["signedTimestamp"]
+    annotation = json.dumps({"SignedRFC3161Timestamp": token}).encode()
+    payload = (case.parent / "a.txt").read_bytes()
+    signature = base64.b64decode(doc["messageSignature"]["signature"])
+    roots = TrustedRoot.load(case / "trusted_root.json")
+    who = Identity(issuer=GITHUB, subject_regex=r"https://github\.com/sigstore-conformance/.*")
+    args = (payload, signature, cert.public_bytes(Encoding.PEM), None, None)
+    v = verify_cosign_keyless(*args, identity=who, roots=roots, rfc3161_timestamp_json=annotation)
+    assert v.time_source == "signed timestamp" and v.log_index is None
+    with pytest.raises(KeylessError, match="policy requires one"):
+        verify_cosign_keyless(
+            *args, identity=who, roots=roots, rfc3161_timestamp_json=annotation, require_tlog=True
+        )
+    with pytest.raises(KeylessError, match="nothing proves when it was signed"):
+        verify_cosign_keyless(*args, identity=who, roots=roots)
+    no_tsa = json.loads((case / "trusted_root.json").read_text())
+    no_tsa["timestampAuthorities"] = []
+    without = TrustedRoot.from_text(json.dumps(no_tsa), "no-tsa.json")
+    with pytest.raises(KeylessError, match="the root has no timestamp authority"):
+        verify_cosign_keyless(*args, identity=who, roots=without, rfc3161_timestamp_json=annotation)
