@@ -54,7 +54,7 @@ def match_entry(entry: LogEntry, signed: Signed) -> None:
         if check is None:
             raise KeylessError(f"log entries of kind {kind} {version} are not supported")
         check(spec, signed)
-    except (KeyError, TypeError, ValueError, binascii.Error) as e:
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
         raise KeylessError(f"the log entry body is malformed ({type(e).__name__}: {e})") from e
 
 

@@ -165,7 +165,7 @@ def verify_checkpoint(envelope: str, log: LogKey) -> tuple[int, bytes]:
         raise KeylessError("the checkpoint lacks its origin, tree size or root hash")
     try:
         root = base64.b64decode(lines[2], validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or text that is not ASCII
         raise KeylessError("the checkpoint's root hash is not base64") from None
     if len(root) != merkle.HASH_SIZE:
         raise KeylessError("the checkpoint lacks its origin, tree size or root hash")
@@ -176,7 +176,7 @@ def verify_checkpoint(envelope: str, log: LogKey) -> tuple[int, bytes]:
         _, _, b64 = line[2:].rpartition(" ")
         try:
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error:
+        except ValueError:
             continue
         if len(raw) > 4 and raw[:4] == log.log_id[:4] and log.key.verify(raw[4:], signed):
             return int(lines[1]), root

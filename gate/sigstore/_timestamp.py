@@ -12,7 +12,6 @@ the CMS and chain checks at genTime.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from datetime import UTC, datetime
 
@@ -26,9 +25,9 @@ def verify_timestamp(token: bytes, signature: bytes, roots: TrustedRoot) -> date
     """The genTime of ``token`` once a trusted TSA's signature over ``signature`` checks."""
     try:
         response = decode_timestamp_response(token)
+        when = response.tst_info.gen_time
     except (ValueError, TypeError) as e:
         raise KeylessError(f"a signed timestamp in the bundle does not parse ({e})") from e
-    when = response.tst_info.gen_time
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     authorities = [tsa for inst in roots.instances for tsa in inst.tsas]
     if not authorities:
@@ -74,5 +73,5 @@ def decode_tokens(doc: object) -> list[bytes]:
             base64.b64decode(re.sub(r"[\r\n]", "", i["signedTimestamp"]), validate=True)
             for i in items
         ]
-    except (KeyError, TypeError, binascii.Error) as e:
+    except (KeyError, TypeError, ValueError) as e:  # ValueError covers binascii.Error
         raise KeylessError(f"a signed timestamp in the bundle is malformed ({e})") from e
