@@ -12,7 +12,8 @@ Public API::
     verify_bundle(bundle_bytes, b"artifact" | "sha256:<hex>", identity=who, key=None,
                   roots=roots, require_tlog=False) -> Verified
     verify_cosign_keyless(payload, sig, cert_pem, chain_pem, rekor_bundle_json,
-                          identity=who, roots=roots) -> Verified
+                          identity=who, roots=roots, rfc3161_timestamp_json=None,
+                          require_tlog=False) -> Verified
     verify_rekor_set(payload, sig, key, rekor_bundle_json, roots=roots) -> Verified
 """
 

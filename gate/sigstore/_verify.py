@@ -87,6 +87,11 @@ def verify_bundle(
             "the bundle has no trusted signing time (no log entry with an integrated time "
             "and no signed timestamp)"
         )
+    for entry in b.entries:  # Rekor v2 has no integrated time: its key must cover the TSA's
+        inst = scoped.for_log(entry.log_id)
+        tlog = inst.tlog(entry.log_id) if inst else None
+        if entry.time is None and tlog and not all(tlog.validity.contains(t) for t, _ in times):
+            raise KeylessError(f"the log key of {tlog.host} was not trusted at the signing time")
 
     who = None
     if b.certificate is not None:

@@ -169,3 +169,22 @@ def test_the_embedded_roots_are_the_vectors_byte_for_byte(vectors: Path) -> None
     for name in ("public-good", "staging"):
         vector = vectors / "sigstore-trust-roots" / f"{name}.trusted_root.json"
         assert shipped.joinpath(f"{name}.json").read_bytes() == vector.read_bytes()
+
+
+def test_malformed_log_bodies_and_checkpoints_are_rejections_not_crashes(cases: Path) -> None:
+    import dataclasses
+
+    from gate.dsse import Envelope
+    from gate.sigstore._entries import Signed, match_entry
+    from gate.sigstore._rekor import entry_from_bundle, verify_checkpoint
+
+    doc = json.loads(_bundle(cases, "intoto-with-custom-trust-root"))
+    entry = entry_from_bundle(doc["verificationMaterial"]["tlogEntries"][0])
+    body = json.loads(entry.body)
+    body["spec"]["content"]["envelope"] = "not an object"
+    odd = dataclasses.replace(entry, body=json.dumps(body).encode())
+    with pytest.raises(KeylessError, match="log entry body is malformed"):
+        match_entry(odd, Signed(b"sig", b"der", envelope=Envelope.from_dict(doc["dsseEnvelope"])))
+    log = TrustedRoot.embedded().instances[0].tlogs[0]
+    with pytest.raises(KeylessError, match="root hash"):
+        verify_checkpoint("rekor.sigstore.dev\n1\nÄÖ==\n\n\u2014 rekor.sigstore.dev wNI9\n", log)
