@@ -475,14 +475,15 @@ def policy_explain(args: argparse.Namespace) -> int:
 def _keyless_identity(args: argparse.Namespace) -> Identity | None:
     from gate.sigstore import Identity
 
+    issuer_given = args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp
     if args.key:
-        if args.certificate_oidc_issuer or args.certificate_claim:
+        if issuer_given or args.certificate_claim:
             raise UsageError(
                 "--certificate-oidc-issuer and --certificate-claim need a keyless "
                 "identity, not --key"
             )
         return None
-    if not args.certificate_oidc_issuer:
+    if not issuer_given:
         raise UsageError("--certificate-oidc-issuer is required with --certificate-identity")
     claims = {}
     for item in args.certificate_claim:
@@ -492,6 +493,7 @@ def _keyless_identity(args: argparse.Namespace) -> Identity | None:
         claims[name] = value
     return Identity(
         issuer=args.certificate_oidc_issuer,
+        issuer_regex=args.certificate_oidc_issuer_regexp,
         subject=args.certificate_identity,
         subject_regex=args.certificate_identity_regexp,
         claims=claims,
@@ -513,6 +515,7 @@ def verify_blob(args: argparse.Namespace) -> int:
         key=key,
         roots=resolve_roots(args.trusted_root),
         require_tlog=args.require_tlog,
+        predicate_type=args.predicate_type,
     )
     if args.output == "json":
         print(json.dumps([r.to_dict() for r in results], indent=2))

@@ -357,8 +357,14 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="R",
         help="a regexp the whole SAN must match (anchored, unlike cosign's)",
     )
-    blob.add_argument(
+    issuer = blob.add_mutually_exclusive_group()
+    issuer.add_argument(
         "--certificate-oidc-issuer", metavar="U", help="the OIDC issuer, exactly (keyless)"
+    )
+    issuer.add_argument(
+        "--certificate-oidc-issuer-regexp",
+        metavar="R",
+        help="a regexp the whole OIDC issuer must match (anchored)",
     )
     blob.add_argument(
         "--certificate-claim",
@@ -377,6 +383,11 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     blob.add_argument(
         "--require-tlog", action="store_true", help="reject bundles without a log entry"
+    )
+    blob.add_argument(
+        "--predicate-type",
+        metavar="URI",
+        help="for DSSE bundles: the in-toto predicate type the statement must have",
     )
     blob.add_argument("-o", "--output", choices=("text", "json"), default="text")
     blob.set_defaults(handler=handlers.verify_blob)

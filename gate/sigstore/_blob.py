@@ -36,6 +36,7 @@ def verify_blob(
     key: PublicKey | None,
     roots: TrustedRoot,
     require_tlog: bool = False,
+    predicate_type: str | None = None,
 ) -> list[Verified]:
     """Every bundle in the file that verifies; KeylessError when none does.
 
@@ -60,6 +61,7 @@ def verify_blob(
                     key=key,
                     roots=roots,
                     require_tlog=require_tlog,
+                    predicate_type=predicate_type,
                 )
             )
         except KeylessError as e:

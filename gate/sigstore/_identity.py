@@ -19,7 +19,7 @@ from gate.sigstore._fulcio import CLAIM_NAMES, CertificateIdentity
 class Identity:
     """A keyless signer policy; construct it once, check many certificates."""
 
-    issuer: str
+    issuer: str | None = None
     """The OIDC issuer, exactly (e.g. ``https://token.actions.githubusercontent.com``)."""
     subject: str | None = None
     """The SAN, exactly."""
@@ -27,19 +27,20 @@ class Identity:
     """A regexp the whole SAN must match (anchored at both ends)."""
     claims: Mapping[str, str] = field(default_factory=dict)
     """Fulcio extensions by friendly name or dotted OID, each matched exactly."""
+    issuer_regex: str | None = None
+    """A regexp the whole issuer must match (GitHub Enterprise issuers end in a slug)."""
 
     def __post_init__(self) -> None:
-        if not self.issuer:
-            raise UsageError("a keyless identity needs an OIDC issuer")
+        if (self.issuer is None) == (self.issuer_regex is None) or self.issuer == "":
+            raise UsageError("a keyless identity needs exactly one of issuer and issuer_regex")
         if (self.subject is None) == (self.subject_regex is None):
             raise UsageError("a keyless identity needs exactly one of subject and subject_regex")
-        if self.subject_regex is not None:
-            try:
-                re.compile(self.subject_regex)
-            except re.error as e:
-                raise UsageError(
-                    f"the subject regexp {self.subject_regex!r} does not compile: {e}"
-                ) from e
+        for what, pattern in (("subject", self.subject_regex), ("issuer", self.issuer_regex)):
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise UsageError(f"the {what} regexp {pattern!r} does not compile: {e}") from e
         unknown = sorted(set(self.claims) - CLAIM_NAMES)
         if unknown:
             raise UsageError(
@@ -49,13 +50,21 @@ class Identity:
 
     def describe(self) -> str:
         who = self.subject if self.subject is not None else f"/{self.subject_regex}/"
-        return f"{who} from {self.issuer}"
+        issuer = self.issuer if self.issuer is not None else f"/{self.issuer_regex}/"
+        return f"{who} from {issuer}"
 
     def check(self, signer: CertificateIdentity) -> None:
         """Raise KeylessError naming the first field that does not match."""
-        if signer.issuer != self.issuer:
+        if self.issuer is not None and signer.issuer != self.issuer:
             raise KeylessError(
                 f"the certificate's OIDC issuer {signer.issuer!r} is not {self.issuer!r}"
+            )
+        if self.issuer_regex is not None and not re.fullmatch(
+            self.issuer_regex, signer.issuer or ""
+        ):
+            raise KeylessError(
+                f"the certificate's OIDC issuer {signer.issuer!r} does not match "
+                f"/{self.issuer_regex}/ (anchored)"
             )
         if self.subject is not None and signer.subject != self.subject:
             raise KeylessError(

@@ -73,3 +73,17 @@ def test_bundle_verify(case: Path, form: str) -> None:
     else:
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("VERIFIED "), done.stdout
+
+
+def test_staging_flag_selects_the_embedded_staging_root() -> None:
+    # The production-rejected staging bundle verifies once the client is told --staging.
+    case = CASES / "bundle-from-wrong-instance_fail"
+    argv = _argv(case, "file")
+    done = subprocess.run(
+        [sys.executable, str(CLIENT), argv[0], "--staging", *argv[1:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from pathlib import Path
@@ -164,3 +165,22 @@ def test_trust_root_update_never_fetches(capsys: pytest.CaptureFixture[str]) -> 
     assert main(["trust-root", "update"]) == 3
     err = capsys.readouterr().err
     assert "needs Sigstore's TUF repository over the network" in err and "trust-root import" in err
+
+
+def test_dsse_bundle_with_predicate_type_and_issuer_regexp(
+    cases: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case = cases / "happy-path-intoto-in-dsse-v3"
+    argv = ["verify-blob", str(cases / "a.txt"), "--bundle", str(case / "bundle.sigstore.json")]
+    argv += [
+        "--certificate-identity",
+        BEACON,
+        "--certificate-oidc-issuer-regexp",
+        r"https://token\.actions\..*",
+    ]
+    envelope = json.loads((case / "bundle.sigstore.json").read_text())["dsseEnvelope"]
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert main([*argv, "--predicate-type", statement["predicateType"]]) == 0
+    assert f"predicate {statement['predicateType']}" in capsys.readouterr().out
+    assert main([*argv, "--predicate-type", "https://example.com/other"]) == 1
+    assert "predicate type is not https://example.com/other" in capsys.readouterr().err

@@ -93,6 +93,10 @@ def test_a_regexp_that_does_not_compile_is_a_usage_error() -> None:
         Identity(issuer=GITHUB, subject=BEACON, claims={"runner": "github-hosted"})
     with pytest.raises(UsageError, match="exactly one of subject"):
         Identity(issuer=GITHUB)
+    with pytest.raises(UsageError, match="exactly one of issuer"):
+        Identity(subject=BEACON)
+    with pytest.raises(UsageError, match="issuer regexp '\\[' does not compile"):
+        Identity(issuer_regex="[", subject=BEACON)
 
 
 def test_claims_decode_by_friendly_name_and_oid(cases: Path) -> None:
@@ -129,6 +133,11 @@ def test_claims_decode_by_friendly_name_and_oid(cases: Path) -> None:
         Identity(issuer=GITHUB, subject=BEACON, claims={"runner_environment": "self-hosted"}).check(
             who
         )
+    Identity(
+        issuer_regex=r"https://token\.actions\.githubusercontent\.com(/[a-z-]+)?", subject=BEACON
+    ).check(who)
+    with pytest.raises(KeylessError, match=r"OIDC issuer .* does not match /https://token/"):
+        Identity(issuer_regex="https://token", subject=BEACON).check(who)
     with pytest.raises(KeylessError, match="has no deployment_environment claim"):
         Identity(issuer=GITHUB, subject=BEACON, claims={"deployment_environment": "prod"}).check(
             who
