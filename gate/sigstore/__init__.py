@@ -15,6 +15,10 @@ Public API::
                           identity=who, roots=roots, rfc3161_timestamp_json=None,
                           require_tlog=False) -> Verified
     verify_rekor_set(payload, sig, key, rekor_bundle_json, roots=roots) -> Verified
+
+Load roots once and reuse the object: the chain and SCT checks are cached per
+(certificate, roots), so 200 images signed by one workflow certificate cost
+one chain check.
 """
 
 from gate.sigstore._blob import read_artifact, verify_blob
