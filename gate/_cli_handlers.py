@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gate.ledger import Ledger
     from gate.policy import Policy
     from gate.result import Result
+    from gate.sigstore import Identity
     from gate.usecase import Checker
 
 log = logging.getLogger("sealgate")
@@ -493,3 +494,90 @@ def policy_explain(args: argparse.Namespace) -> int:
             + (f" of source {check.source}" if check.source else "")
         )
     return 0
+
+
+def _keyless_identity(args: argparse.Namespace) -> Identity | None:
+    from gate.sigstore import Identity
+
+    issuer_given = args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp
+    if args.key:
+        if issuer_given or args.certificate_claim:
+            raise UsageError(
+                "--certificate-oidc-issuer and --certificate-claim need a keyless "
+                "identity, not --key"
+            )
+        return None
+    if not issuer_given:
+        raise UsageError("--certificate-oidc-issuer is required with --certificate-identity")
+    claims = {}
+    for item in args.certificate_claim:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--certificate-claim '{item}' must be NAME=VALUE")
+        claims[name] = value
+    return Identity(
+        issuer=args.certificate_oidc_issuer,
+        issuer_regex=args.certificate_oidc_issuer_regexp,
+        subject=args.certificate_identity,
+        subject_regex=args.certificate_identity_regexp,
+        claims=claims,
+    )
+
+
+def verify_blob(args: argparse.Namespace) -> int:
+    import json
+
+    from gate import keys
+    from gate.sigstore import resolve_roots, verify_blob
+
+    identity = _keyless_identity(args)
+    key = keys.load_public_key(args.key) if args.key else None
+    results = verify_blob(
+        args.target,
+        args.bundle,
+        identity=identity,
+        key=key,
+        roots=resolve_roots(args.trusted_root),
+        require_tlog=args.require_tlog,
+        predicate_type=args.predicate_type,
+    )
+    if args.output == "json":
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return 0
+    for r in results:
+        who = f"{r.identity} ({r.issuer})" if r.identity else f"key {r.key_id}"
+        where = f", log index {r.log_index}" if r.log_index is not None else ""
+        what = f", predicate {r.predicate_type}" if r.predicate_type else ""
+        print(
+            f"VERIFIED {args.target}: signed by {who} at "
+            f"{r.signed_time:%Y-%m-%dT%H:%M:%SZ} ({r.time_source}{where}{what})"
+        )
+    return 0
+
+
+def trust_root_show(args: argparse.Namespace) -> int:
+    from gate.sigstore import describe_roots
+
+    print(describe_roots(args.files))
+    return 0
+
+
+def trust_root_import(args: argparse.Namespace) -> int:
+    from gate.sigstore import import_root
+
+    target, root = import_root(args.file)
+    names = ", ".join(i.name for i in root.instances)
+    print(f"imported {args.file} ({len(root.instances)} root(s): {names}) to {target}")
+    return 0
+
+
+def trust_root_update(args: argparse.Namespace) -> int:
+    from gate.errors import UnavailableError
+
+    raise UnavailableError(
+        "trust-root update needs Sigstore's TUF repository over the network, "
+        "which this build does not fetch",
+        hint="on a connected machine run `cosign initialize` and copy trusted_root.json from "
+        "its TUF cache under ~/.sigstore/root/, or run `gh attestation trusted-root > "
+        "github.jsonl`; then `sealgate trust-root import FILE` here",
+    )

@@ -342,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=handlers.demo)
 
+    _add_keyless_commands(sub)
+
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True
     )
@@ -353,6 +355,78 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("image")
     explain.set_defaults(handler=handlers.policy_explain)
     return parser
+
+
+def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    blob = sub.add_parser(
+        "verify-blob",
+        help="verify a file or digest against a Sigstore bundle (keyless or key)",
+        description="Verify FILE (or sha256:HEX, when no such file exists) against a Sigstore "
+        "bundle v0.1-v0.3 or a .jsonl of bundles (one that verifies is enough), offline. "
+        "Exit 0 verified, 1 rejected, 2 bad usage.",
+    )
+    blob.add_argument("target", metavar="FILE|sha256:HEX")
+    blob.add_argument("--bundle", required=True, metavar="B", help="the bundle file")
+    who = blob.add_mutually_exclusive_group(required=True)
+    who.add_argument("--key", metavar="PUB", help="public key for key-signed bundles")
+    who.add_argument("--certificate-identity", metavar="I", help="the certificate's SAN, exactly")
+    who.add_argument(
+        "--certificate-identity-regexp",
+        metavar="R",
+        help="a regexp the whole SAN must match (anchored, unlike cosign's)",
+    )
+    issuer = blob.add_mutually_exclusive_group()
+    issuer.add_argument(
+        "--certificate-oidc-issuer", metavar="U", help="the OIDC issuer, exactly (keyless)"
+    )
+    issuer.add_argument(
+        "--certificate-oidc-issuer-regexp",
+        metavar="R",
+        help="a regexp the whole OIDC issuer must match (anchored)",
+    )
+    blob.add_argument(
+        "--certificate-claim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Fulcio claim that must match, e.g. runner_environment=github-hosted (repeatable)",
+    )
+    blob.add_argument(
+        "--trusted-root",
+        action="append",
+        default=[],
+        metavar="F",
+        help="trusted_root.json or gh's JSONL, or 'public-good'/'staging' for the embedded "
+        "roots (repeatable; default: embedded public-good plus imported roots)",
+    )
+    blob.add_argument(
+        "--require-tlog", action="store_true", help="reject bundles without a log entry"
+    )
+    blob.add_argument(
+        "--predicate-type",
+        metavar="URI",
+        help="for DSSE bundles: the in-toto predicate type the statement must have",
+    )
+    blob.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    blob.set_defaults(handler=handlers.verify_blob)
+
+    roots = sub.add_parser(
+        "trust-root",
+        help="show, import or update Sigstore trusted roots",
+        description="Manage the trusted roots keyless verification uses. Nothing is fetched "
+        "unless you ask: 'update' needs network access (this build only prints how to get "
+        "the file on a connected machine); 'import' checks a file and keeps a copy.",
+    ).add_subparsers(dest="trust_root_command", required=True)
+    show = roots.add_parser("show", help="list the roots in use, with their CAs, logs and dates")
+    show.add_argument("files", nargs="*", metavar="FILE", help="show these files instead")
+    show.set_defaults(handler=handlers.trust_root_show)
+    imp = roots.add_parser("import", help="check a trusted_root.json or gh JSONL and keep it")
+    imp.add_argument("file", metavar="FILE")
+    imp.set_defaults(handler=handlers.trust_root_import)
+    upd = roots.add_parser(
+        "update", help="refresh from Sigstore's TUF repository (needs network; says how)"
+    )
+    upd.set_defaults(handler=handlers.trust_root_update)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
