@@ -447,6 +447,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sealgate: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.verbose:
+            logging.getLogger("sealgate").exception("unexpected error")
+        detail = " ".join(str(e).split())[:200]
+        print(
+            f"sealgate: error: could not finish ({type(e).__name__}: {detail}); "
+            "run with -v for details, and please report it",
+            file=sys.stderr,
+        )
+        return 3
 
 
 if __name__ == "__main__":

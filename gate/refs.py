@@ -107,6 +107,25 @@ class Reference:
         return text
 
 
+def _canonical_host(host: str) -> str:
+    """One spelling per registry: ``ghcr.io:0443`` and ``ghcr.io:443`` are ``ghcr.io``.
+
+    Policies match registries as text, so two spellings of one host must not
+    pick two rules. Leading zeros go; the HTTPS port goes, except on loopback,
+    where registries are spoken to over plain HTTP (and 443 is a port like any).
+    """
+    head, sep, port = host.rpartition(":")
+    if not sep or not port.isdigit() or (":" in head and not head.endswith("]")):
+        return host  # no port, or an IPv6 address without brackets
+    number = str(int(port))
+    name = head.lower()
+    loopback = name in ("localhost", "[::1]") or name.startswith(("127.", "localhost."))
+    loopback = loopback or name.endswith(".localhost")
+    if number == "443" and not loopback:
+        return name
+    return f"{name}:{number}"
+
+
 def _split_domain(name: str) -> tuple[str, str]:
     """Split ``name`` into registry and path the way Docker does (``splitDockerDomain``)."""
     first, sep, rest = name.partition("/")
@@ -115,7 +134,7 @@ def _split_domain(name: str) -> tuple[str, str]:
             # Docker keeps host case, but a lowercase check makes 'Docker.io' and 'docker.io'
             # one registry.
             first = first.lower()
-        registry, path = first, rest
+        registry, path = _canonical_host(first), rest
     else:
         registry, path = DEFAULT_REGISTRY, name
     if registry in ("index.docker.io", "registry-1.docker.io"):

@@ -8,6 +8,7 @@ because a registry is exactly what an attacker would like to lie to us.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -63,6 +64,11 @@ log = logging.getLogger(__name__)
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 _MAX_ERROR_BODY = 4096
 _MAX_PAGES = 10_000
+_MAX_REFERRER_PAGES = 8
+
+
+class _NoSuchRepository(NotFoundError):
+    """The referrers API answered NAME_UNKNOWN: the repository, not the API, is missing."""
 
 
 def _is_digest(reference: str) -> bool:
@@ -72,10 +78,13 @@ def _is_digest(reference: str) -> bool:
 def _error_detail(response: requests.Response) -> str:
     """``CODE: message`` from a distribution error body, if there is one."""
     try:
-        errors = json.loads(read_prefix(response, _MAX_ERROR_BODY)).get("errors") or []
-        first = errors[0]
-        return f" ({first.get('code')}: {first.get('message')})"
-    except (ValueError, AttributeError, IndexError, TypeError):
+        body = strict_json.loads_object(
+            read_prefix(response, _MAX_ERROR_BODY), "an error body", RegistryError
+        )
+        first = (body.get("errors") or [])[0]
+        code, message = str(first.get("code"))[:40], str(first.get("message"))[:200]
+        return f" ({code}: {' '.join(message.split())})"
+    except (RegistryError, AttributeError, IndexError, TypeError, KeyError):
         return ""
 
 
@@ -86,7 +95,13 @@ def _next_link(response: requests.Response) -> str | None:
         target = target.strip()
         rel = params.replace(" ", "").replace('"', "")
         if "rel=next" in rel and target.startswith("<") and target.endswith(">"):
-            return urljoin(response.url, target[1:-1])
+            url = urljoin(response.url, target[1:-1])
+            here, there = urlsplit(response.url), urlsplit(url)
+            if (there.scheme, there.netloc) != (here.scheme, here.netloc):
+                raise RegistryError(
+                    f"registry {here.netloc} sent a next-page link to another host; refusing it"
+                )
+            return url
     return None
 
 
@@ -133,7 +148,8 @@ class RegistryClient:
         self._index_locks: dict[tuple[Repository, str], threading.Lock] = {}
         self._lock = threading.Lock()
         self._referrers_api: dict[str, bool] = {}
-        """Per registry: whether it has the referrers API (a 404 says it has not)."""
+        """Per registry: whether it serves the referrers API (a 404 that is not NAME_UNKNOWN
+        says it does not; a 200 is never undone)."""
         self._probe_locks: dict[str, threading.Lock] = {}
 
     @property
@@ -262,8 +278,8 @@ class RegistryClient:
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
         if media_type not in MANIFEST_MEDIA_TYPES:
             try:
-                declared = json.loads(data).get("mediaType")
-            except (ValueError, AttributeError):
+                declared = strict_json.loads_object(data, what, RegistryError).get("mediaType")
+            except RegistryError:
                 declared = None
             media_type = declared if isinstance(declared, str) and declared else media_type
         return Manifest(data, media_type, digest)
@@ -317,22 +333,28 @@ class RegistryClient:
         an ignored ``artifactType`` filter (no OCI-Filters-Applied) is applied here.
         """
         parse_digest(digest)
+        if self.has_referrers_api(repo, digest, artifact_type):
+            return self._referrers_api_call(repo, digest, artifact_type)
+        return self._referrers_from_tag(repo, digest, artifact_type)
+
+    def has_referrers_api(
+        self, repo: Repository, digest: str, artifact_type: str | None = None
+    ) -> bool:
+        """Whether ``repo``'s registry serves the referrers API: asked once, then known.
+
+        One caller per registry asks (with ``digest``); the others wait for its
+        answer rather than each spending a request on the same question.
+        """
+        parse_digest(digest)
         registry = repo.registry
         if registry not in self._referrers_api:
-            # One caller per registry asks first; the others wait for its answer rather
-            # than each spending a request on the same question.
             with self._lock:
                 probe = self._probe_locks.setdefault(registry, threading.Lock())
             with probe:
                 if registry not in self._referrers_api:
-                    return self._referrers_api_call(repo, digest, artifact_type)
-        if not self._referrers_api[registry]:
-            return self._referrers_from_tag(repo, digest, artifact_type)
-        return self._referrers_api_call(repo, digest, artifact_type)
-
-    def lacks_referrers_api(self, registry: str) -> bool:
-        """True once ``registry`` has answered 404 to the referrers API."""
-        return self._referrers_api.get(registry) is False
+                    with contextlib.suppress(_NoSuchRepository):
+                        self._referrers_api_call(repo, digest, artifact_type)
+        return self._referrers_api.get(registry, False)
 
     def _referrers_api_call(
         self, repo: Repository, digest: str, artifact_type: str | None
@@ -343,13 +365,21 @@ class RegistryClient:
         found: list[Descriptor] = []
         filtered = False
         seen: set[str] = set()
-        while url is not None and len(seen) < _MAX_PAGES:
+        while url is not None and len(seen) < _MAX_REFERRER_PAGES:
             seen.add(url)
             response = self._request(repo, "GET", url, headers={"Accept": OCI_INDEX})
             if response.status_code == 404 and not found:
                 # NOTE: distribution-spec: a registry with the API answers 200 even when there
-                # are no referrers, so a 404 means "no API" for the whole registry.
-                drain(response)
+                # are no referrers, so a 404 means "no API", unless it says the repository
+                # itself is unknown (NAME_UNKNOWN): that one says nothing about the others.
+                detail = _error_detail(response)
+                if "NAME_UNKNOWN" in detail:
+                    raise _NoSuchRepository(f"{repo} does not exist{detail}")
+                if self._referrers_api.get(repo.registry):  # a 200 once is never undone
+                    raise RegistryError(
+                        f"registry {repo.registry} served the referrers API before and now "
+                        f"answers 404 for the referrers of {digest[:19]}…; refusing to guess"
+                    )
                 self._referrers_api[repo.registry] = False
                 return self._referrers_from_tag(repo, digest, artifact_type)
             if response.status_code != 200:

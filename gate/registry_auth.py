@@ -10,7 +10,6 @@ Nothing here logs a secret or puts one in an error message.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from gate import strict_json
 from gate.credentials import IDENTITY_TOKEN_USERNAME, PASSWORD_ENV, USERNAME_ENV
 from gate.errors import RegistryAuthError, RegistryError
 from gate.registry_deadline import finish
@@ -245,7 +245,6 @@ def _read_json(response: requests.Response) -> dict[str, Any]:
     finally:
         finish(response)
     try:
-        body = json.loads(bytes(data))
-    except ValueError:
-        body = None
-    return body if isinstance(body, dict) else {}
+        return strict_json.loads_object(bytes(data), "a token reply", RegistryError)
+    except RegistryError:
+        return {}

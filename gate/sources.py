@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
+import stat
 import tarfile
 import zlib
 from collections.abc import Callable, Mapping
@@ -40,9 +42,12 @@ MAX_JSON_BYTES = 8 * 1024 * 1024
 MAX_MEMBER_BYTES = 16 * 1024**3
 """No layer of a real image declares more; a larger header is a hostile archive."""
 MAX_MEMBERS = 100_000
+MAX_PLATFORMS = 256
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 _CHUNK = 1 << 20
+INFLATE_RATIO = 100
+MIN_INFLATE_BUDGET = 256 * 1024 * 1024
 
 
 class LocalSourceError(UsageError):
@@ -184,16 +189,29 @@ class _Blobs:
         if handle is None:
             raise LocalSourceError(f"{self.where} has no {what} ('{name[:80]}')")
         h = hashlib.sha256()
+        # A layer inflating past 100 times its size, and 256 MiB, is a decompression bomb.
+        budget = max(MIN_INFLATE_BUDGET, INFLATE_RATIO * self.size(name))
+        total = 0
         with handle:
             reader: IO[bytes] = (
                 gzip.GzipFile(fileobj=handle) if gunzip else handle  # type: ignore[assignment]
             )
             try:
                 for chunk in iter(lambda: reader.read(_CHUNK), b""):
+                    total += len(chunk)
+                    if gunzip and total > budget:
+                        raise LocalSourceError(
+                            f"{what} in {self.where} inflates past {INFLATE_RATIO} times its "
+                            "size; refusing a decompression bomb"
+                        )
                     h.update(chunk)
             except (OSError, EOFError, zlib.error) as e:
                 raise LocalSourceError(f"{what} in {self.where} is damaged ({e})") from e
         return "sha256:" + h.hexdigest()
+
+    def size(self, name: str) -> int:
+        """The stored size of ``name`` (0 when unknown)."""
+        raise NotImplementedError
 
 
 def _check_image(
@@ -232,23 +250,37 @@ def _diff_id(blobs: _Blobs, name: str, cache: dict[str, str]) -> str:
     return cache[name]
 
 
-def _proven_manifest(
-    blobs: _Blobs, digest: str, image_id: str | None, cache: dict[str, str]
-) -> tuple[str, int, list[LocalPlatform]]:
-    """Check a manifest (or index) in ``blobs`` end to end; its image ID, size and platforms.
+def _is_index(manifest: Mapping[str, Any]) -> bool:
+    return manifest.get("mediaType") in INDEX_MEDIA_TYPES or isinstance(
+        manifest.get("manifests"), list
+    )
 
-    For an index, every platform manifest must be present and proven in turn.
+
+def _proven_manifest(
+    blobs: _Blobs, digest: str, image_id: str | None, cache: dict[str, str], *, top: bool = True
+) -> tuple[str, int, list[LocalPlatform]]:
+    """Check a manifest (or, at the top, an index) in ``blobs`` end to end.
+
+    Returns its image ID, size and platforms. For an index, every platform
+    manifest must be present and proven in turn; an index inside an index is
+    refused (a revoked platform could hide a level down). With ``image_id``
+    the manifest must be that image's (an index never is: ask per platform).
     """
     manifest = _object(blobs.blob(digest, "manifest"), f"manifest {digest[:19]}… in {blobs.where}")
-    media_type = manifest.get("mediaType")
-    if media_type in INDEX_MEDIA_TYPES or isinstance(manifest.get("manifests"), list):
+    if _is_index(manifest):
+        if not top or image_id is not None:
+            raise LocalSourceError(
+                f"index {digest[:19]}… in {blobs.where} is nested or not this image's own manifest"
+            )
         entries = manifest.get("manifests")
         if not isinstance(entries, list) or not entries:
             raise LocalSourceError(f"index {digest[:19]}… in {blobs.where} lists no manifests")
         platforms = []
-        for i, entry in enumerate(entries):
+        for i, entry in enumerate(entries[: MAX_PLATFORMS + 1]):
+            if i == MAX_PLATFORMS:
+                raise LocalSourceError(f"index {digest[:19]}… lists over {MAX_PLATFORMS} manifests")
             child, _, _ = _descriptor(entry, f"entry {i} of index {digest[:19]}…")
-            _proven_manifest(blobs, child, None, cache)
+            _proven_manifest(blobs, child, None, cache, top=False)
             platforms.append(LocalPlatform(child, _platform_label(entry)))
         return "", 0, platforms
     config_digest, config_size, _ = _descriptor(
@@ -276,6 +308,37 @@ def _proven_manifest(
     return config_digest, total, []
 
 
+def _own_manifests(blobs: _Blobs, digest: str, image_id: str, cache: dict[str, str]) -> list[str]:
+    """The manifest digests under ``digest`` that are provably ``image_id``'s.
+
+    An archive's ``index.json`` may name an index: only the platform manifest
+    whose config is this image's is its digest, never the index (which other,
+    unsigned-by-us images may share).
+    """
+    try:
+        manifest = _object(
+            blobs.blob(digest, "manifest"), f"manifest {digest[:19]}… in {blobs.where}"
+        )
+    except LocalSourceError:
+        return []
+    if not _is_index(manifest):
+        try:
+            _proven_manifest(blobs, digest, image_id, cache, top=False)
+        except LocalSourceError:
+            return []
+        return [digest]
+    entries = manifest.get("manifests")
+    found = []
+    for i, entry in enumerate(entries[:MAX_PLATFORMS] if isinstance(entries, list) else []):
+        child, _, _ = _descriptor(entry, f"entry {i} of index {digest[:19]}…")
+        try:
+            _proven_manifest(blobs, child, image_id, cache, top=False)
+        except LocalSourceError:
+            continue
+        found.append(child)
+    return found
+
+
 # --- OCI image layout ---------------------------------------------------------------------------
 
 
@@ -289,11 +352,22 @@ class _LayoutBlobs(_Blobs):
         try:
             if path.is_symlink() or not path.resolve().is_relative_to(self.root.resolve()):
                 raise LocalSourceError(f"{name} in {self.root} is a symlink or outside the layout")
-            return path.open("rb")
+            # NOTE: O_NONBLOCK so a FIFO planted in the layout cannot block the open.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as e:
             raise LocalSourceError(f"cannot read {path}: {e.strerror}") from e
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise LocalSourceError(f"{name} in {self.root} is not a regular file")
+        return os.fdopen(fd, "rb")
+
+    def size(self, name: str) -> int:
+        try:
+            return (self.root / name).stat().st_size
+        except OSError:
+            return 0
 
 
 def _split_layout(text: str) -> tuple[Path, str | None]:
@@ -407,8 +481,17 @@ def _open_tar(path: str) -> tarfile.TarFile:
     """Open a tar archive; the caller closes it (``with``), so open errors stay apart."""
     if not Path(path).is_file():
         raise LocalSourceError(f"{path} does not exist or is not a regular file")
+    with open(path, "rb") as probe:
+        magic = probe.read(6)
+    if magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
+        # NOTE: tarfile re-inflates a compressed stream from the start on every backward
+        # seek, so reading members out of order would cost a full inflate each time.
+        raise LocalSourceError(
+            f"{path} is a compressed archive; decompress it first (e.g. gunzip), "
+            "as `docker save` writes a plain tar"
+        )
     try:
-        return tarfile.open(path, mode="r:*")
+        return tarfile.open(path, mode="r:")
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise LocalSourceError(f"{path} is not a tar archive ({e})") from e
 
@@ -454,16 +537,14 @@ def _read_archive(text: str, blobs: _ArchiveBlobs) -> LocalImage:
         manifests = index.get("manifests")
         for i, m in enumerate(manifests if isinstance(manifests, list) else []):
             digest, _, _ = _descriptor(m, f"entry {i} of {path}: index.json")
-            try:
-                _proven_manifest(blobs, digest, image_id, cache)
-            except LocalSourceError:
-                continue  # a manifest this archive cannot prove is not this image's digest
-            manifest_digests.append(digest)
+            # a manifest this archive cannot prove is this image's gives it no digest
+            manifest_digests += _own_manifests(blobs, digest, image_id, cache)
             annotations = m.get("annotations")
             if isinstance(annotations, dict):
                 names += [n for n in (_name(annotations.get(CONTAINERD_NAME)),) if n]
     tags = tuple(t for t in repo_tags if isinstance(t, str))
     unique = tuple(dict.fromkeys(names))
+    manifest_digests = list(dict.fromkeys(manifest_digests))
     return LocalImage(
         text,
         image_id,

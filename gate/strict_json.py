@@ -10,7 +10,6 @@ disagree about one document; a document nested thousands deep raises
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from gate.errors import SealgateError
@@ -32,21 +31,17 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-
-
-def _depth(data: bytes | str) -> int:
-    """The deepest ``[``/``{`` nesting outside strings, counted without recursion."""
-    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    depth = deepest = 0
-    for ch in brackets:
-        if ch in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
+def _depth(value: Any) -> int:
+    """The deepest nesting of a parsed document, walked with a stack (linear, no recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        children = list(item.values()) if isinstance(item, dict) else item
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 
@@ -61,14 +56,19 @@ def loads(
 
     ``what`` names the document in the message ("the .sig manifest of …").
     """
-    if _depth(data) > max_depth:
-        raise error(f"{what} is JSON nested more than {max_depth} levels deep; refusing it")
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates)
+        parsed = json.loads(data, object_pairs_hook=_no_duplicates)
     except DuplicateKeyError as e:
         raise error(f"{what} is ambiguous JSON ({e}); refusing it") from e
-    except (ValueError, RecursionError) as e:
+    except RecursionError as e:
+        raise error(f"{what} is JSON nested more than {max_depth} levels deep; refusing it") from e
+    except ValueError as e:
         raise error(f"{what} is not JSON") from e
+    # NOTE: json's C scanner recurses per level, so nesting past the interpreter's limit is
+    # the RecursionError above; anything it did parse is walked here, in linear time.
+    if _depth(parsed) > max_depth:
+        raise error(f"{what} is JSON nested more than {max_depth} levels deep; refusing it")
+    return parsed
 
 
 def loads_object(

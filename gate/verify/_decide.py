@@ -150,7 +150,7 @@ def _revocation(run: _Run) -> Result | None:
         action = statement.predicate.get("action", "untrust")
         reason = statement.predicate.get("reason", "")
         reason = (reason.strip() if isinstance(reason, str) else "")[:500] or "no reason given"
-        if action == "untrust":
+        if action != "unsupport":  # an action we do not know is read as the stronger one
             return run.result(Status.UNTRUSTED, f"revoked by '{signer.name}': {reason}")
         verdict = (Status.UNSUPPORTED, f"marked unsupported by '{signer.name}': {reason}")
     if verdict is None:

@@ -35,6 +35,7 @@ REVOCATION_MEDIA_TYPE = signatures.DSSE_MEDIA_TYPE
 PREDICATE_ANNOTATION = "predicateType"
 BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 MAX_TAG_PAGES = 4
+MAX_REFERRERS = 128
 """A repository whose tags take more pages is asked per digest instead."""
 MAX_SIGNATURE_BLOB = 1 << 20
 """No signature, bundle or statement a real signer writes is larger."""
@@ -87,7 +88,9 @@ class RegistryStore(SignatureStore):
         claims: list[Claim] = []
         revocations: list[Claim] = []
         for layer, blob in self._fetch_layers(repo, tag):
-            if isinstance(blob, Claim) or layer is None:
+            if layer is not None and layer.media_type == REVOCATION_MEDIA_TYPE:
+                revocations.append(dsse_claim(origin, _readable(blob)))
+            elif isinstance(blob, Claim) or layer is None:
                 claims.append(
                     blob if isinstance(blob, Claim) else Claim(origin, ClaimKind.SIMPLE_SIGNING)
                 )
@@ -104,8 +107,6 @@ class RegistryStore(SignatureStore):
                     )
                 except SealgateError as e:
                     claims.append(Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=e.message))
-            elif layer.media_type == REVOCATION_MEDIA_TYPE:
-                revocations.append(dsse_claim(origin, blob))
         return Evidence(
             signatures=tuple(claims), revocations=tuple(revocations), looked_in=(origin,)
         )
@@ -122,11 +123,18 @@ class RegistryStore(SignatureStore):
         attested: list[Claim] = []
         revocations: list[Claim] = []
         looked_in = (f"{repo} referrers of {digest[:19]}",)
-        if self.client.lacks_referrers_api(repo.registry):
+        if not self.client.has_referrers_api(repo, digest):
             tags = self._tag_list(repo)
             if tags is not None and referrers_tag(digest) not in tags:
                 return Evidence(looked_in=looked_in)
-        for descriptor in self.client.referrers(repo, digest):
+        descriptors = self.client.referrers(repo, digest)
+        if len(descriptors) > MAX_REFERRERS:
+            # Each may need a manifest fetch; a registry listing thousands is stalling us.
+            raise RegistryError(
+                f"{repo} lists {len(descriptors)} referrers of {digest[:19]}…, "
+                f"more than the {MAX_REFERRERS} any image has; refusing to read them"
+            )
+        for descriptor in descriptors:
             origin = f"referrer {descriptor.digest[:19]}"
             kind, manifest = descriptor.artifact_type, None
             if kind in (None, "", signatures.OCI_EMPTY):
@@ -152,9 +160,7 @@ class RegistryStore(SignatureStore):
                 origin = f"revocation {origin}"
                 manifest = manifest or self._referrer_manifest(repo, descriptor.digest)
                 for blob in self._referrer_blobs(repo, manifest, origin):
-                    revocations.append(
-                        blob if isinstance(blob, Claim) else dsse_claim(origin, blob)
-                    )
+                    revocations.append(dsse_claim(origin, _readable(blob)))
         return Evidence(
             signatures=tuple(claims),
             attestations=tuple(attested),
@@ -244,6 +250,16 @@ class RegistryStore(SignatureStore):
             return Claim(origin, kind, problem=f"{origin}: {e.message}")
         except NotFoundError:
             return Claim(origin, kind, problem=f"{origin}: layer blob {digest[:19]} is missing")
+
+
+def _readable(blob: bytes | Claim) -> bytes:
+    """A revocation's bytes; one that cannot be read makes the image ERROR, never ignored.
+
+    Skipping it would fail open: whoever can break a blob could lift a revocation.
+    """
+    if isinstance(blob, Claim):
+        raise RegistryError(f"cannot read a revocation: {blob.problem}")
+    return blob
 
 
 def _layer_list(document: dict[str, object]) -> list[object]:

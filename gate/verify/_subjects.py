@@ -109,6 +109,11 @@ def _manifest_facts(
         platforms = []
         for entry in entries:
             child = Descriptor.from_dict(entry)
+            if child.media_type in INDEX_MEDIA_TYPES:
+                # A revoked platform could hide a level down; no real image nests indexes.
+                raise RegistryError(
+                    f"{what} nests another index ({child.digest[:19]}…); refusing it"
+                )
             places = ((repo, child.digest), (None, child.digest))
             platforms.append(Platform(child.digest, _label(child.platform), places))
         return None, None, tuple(platforms)

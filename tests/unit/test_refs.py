@@ -29,7 +29,10 @@ VALID = [
     ("[fe80::1]/app", "[fe80::1]", "app", "latest", None),
     ("quay.io/a_b/c__d:t", "quay.io", "a_b/c__d", "t", None),
     ("gcr.io/proj/app-name.with.dots:tag_1", "gcr.io", "proj/app-name.with.dots", "tag_1", None),
-    ("registry.example.com:443/x/y", "registry.example.com:443", "x/y", "latest", None),
+    # one spelling per registry: policies match hosts as text (the HTTPS port and zeros go)
+    ("registry.example.com:443/x/y", "registry.example.com", "x/y", "latest", None),
+    ("registry.example.com:0443/x/y", "registry.example.com", "x/y", "latest", None),
+    ("127.0.0.1:05000/x/y", "127.0.0.1:5000", "x/y", "latest", None),
     ("Registry.Example.COM/x/y:T", "registry.example.com", "x/y", "T", None),
     ("app:UPPER-tag", "docker.io", "library/app", "UPPER-tag", None),
     ("a/b---c:1", "docker.io", "a/b---c", "1", None),

@@ -51,8 +51,8 @@ class FakeRegistry:
     ) -> list[Descriptor]:
         return []
 
-    def lacks_referrers_api(self, registry: str) -> bool:
-        return False
+    def has_referrers_api(self, repo: Repository, digest: str) -> bool:
+        return True
 
 
 def _store(
