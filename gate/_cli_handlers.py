@@ -300,26 +300,30 @@ def watch(args: argparse.Namespace) -> int:
     from gate import commands
     from gate.ledger import default_path
     from gate.watch import Enforcement, WatchOptions
+    from gate.watch._config import urls
 
     state_dir = Path(
         args.state_dir or os.environ.get("SEALGATE_STATE_DIR") or default_path().parent / "watch"
     )
+    for name, value in (("--interval", args.interval), ("--refresh", args.refresh)):
+        if not value > 0:
+            raise UsageError(f"{name} must be a positive number of seconds, not {value:g}")
     options = WatchOptions(
         interval=args.interval,
-        cache_ttl=args.cache_ttl,
+        refresh=args.refresh,
         realert_after=args.realert_after,
         on_untrusted=Enforcement(args.on_untrusted),
         state_dir=state_dir,
         labels=tuple(args.label),
     )
-    if not args.alert:
-        args.alert = ["log:"]
+    alerts = urls(args.alert, args.alert_file, "SEALGATE_ALERT_URLS") or ["log:"]
+    influx = urls(args.influx, args.influx_file, "SEALGATE_INFLUX_URLS")
     dog, server = commands.watchdog(
         _context(args),
         args.policy,
         args.key,
-        alerts=args.alert,
-        influx=args.influx,
+        alerts=alerts,
+        influx=influx,
         metrics_addr=args.metrics_addr,
         options=options,
     )
@@ -327,7 +331,14 @@ def watch(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if server is not None:
-        log.warning("serving metrics on %s", server.url)
+        everywhere = server.host in ("0.0.0.0", "::")
+        log.warning(
+            "serving metrics on %s%s",
+            server.url,
+            " (every interface: anyone who can reach this host can read them)"
+            if everywhere
+            else "",
+        )
     try:
         dog.run(stop, once=args.once)
     finally:
