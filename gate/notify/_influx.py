@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gate.errors import UsageError
 from gate.notify import _http
-from gate.notify._base import REDACTED, Event, Sink, as_utc
+from gate.notify._base import REDACTED, Event, Sink, as_utc, url_secrets
 
 MEASUREMENT = "sealgate_verification"
 TOKEN_ENV = "SEALGATE_INFLUX_TOKEN"
@@ -142,7 +142,7 @@ class InfluxSink(Sink):
     def _parse(self, url: str, token: str | None) -> tuple[str, dict[str, str], list[str]]:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
-        secrets = [url]
+        secrets = url_secrets(url)
         host = parts.hostname or ""
         if not host:
             raise _not_influx(url)
