@@ -223,6 +223,7 @@ def watchdog(
     engine.ping()
     webhook_secret = read_secret("SEALGATE_WEBHOOK_SECRET")
     influx_token = read_secret("SEALGATE_INFLUX_TOKEN")
+    influx_password = read_secret("SEALGATE_INFLUX_PASSWORD")
     spool_dir = opts.state_dir / "spool"
 
     def spool(sink: notify.Sink) -> notify.Spool:
@@ -230,7 +231,7 @@ def watchdog(
 
     def influx_sink(url: str) -> notify.Sink:
         if url.startswith(("http", "influx")):
-            return notify.InfluxSink(url, token=influx_token)
+            return notify.InfluxSink(url, token=influx_token, password=influx_password)
         return notify.sink_for(url)
 
     alert_spools = [spool(notify.sink_for(u, secret=webhook_secret)) for u in alerts]

@@ -169,3 +169,18 @@ def test_a_sink_that_never_answers_blocks_neither_put_nor_close(
     assert again.pending() == 5
     again.close()
     sink.opened.set()  # let the stuck delivery end
+
+
+def test_an_influx_password_can_stay_out_of_the_url() -> None:
+    import base64
+
+    from gate.notify import InfluxSink
+
+    with Recorder() as server:
+        sink = InfluxSink(f"influx://bob@127.0.0.1:{server.port}/db", password="pw-from-file")
+        sink.send([Event.create(host="h", image="i", status=Status.TRUSTED)])
+        [request] = server.requests
+    assert (
+        request.header("Authorization") == "Basic " + base64.b64encode(b"bob:pw-from-file").decode()
+    )
+    assert "pw-from-file" not in sink.name
