@@ -308,8 +308,16 @@ class Watchdog:
             if container is not None and self.options.watches(container):
                 self.check(container, started_ns=event.time_nano)
         elif event.type == "image":
-            with self._lock:  # a pull or tag may bring new repo digests: verify afresh
-                self._cache.clear()
+            # A pull or tag may bring that image new repo digests: verify it afresh. Only it:
+            # a busy build host tags images all day.
+            image_id = event.id
+            if not image_id.startswith("sha256:"):
+                try:
+                    image_id = self.engine.image(event.id).id
+                except EngineError:
+                    return
+            with self._lock:
+                self._cache.pop(image_id, None)
 
     def _from_event(self, event: EngineEvent) -> ContainerInfo | None:
         """A container that is gone already (``--rm``), as its start event describes it."""
