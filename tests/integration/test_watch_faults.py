@@ -12,6 +12,7 @@ running.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -298,6 +299,96 @@ def test_the_watchdogs_own_container_is_never_acted_on(
     assert any("never acting on container sgf-self" in r.getMessage() for r in caplog.records), (
         "it says at start-up which containers are exempt"
     )
+
+
+def _bare_rootfs(path: Path) -> None:
+    """An image with nothing of its own: the host's /usr and Python are bind-mounted into it."""
+    with tarfile.open(path, "w") as archive:
+        for name in ("usr", "tmp", "proc", "sys", "dev", "etc", "run", "var/run", "root", "work"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            archive.addfile(info)
+        for name in ("bin", "lib", "lib64", "sbin"):
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{name}"
+            archive.addfile(info)
+        nonce = tarfile.TarInfo("nonce")
+        data = secrets.token_bytes(16)
+        nonce.size = len(data)
+        archive.addfile(nonce, io.BytesIO(data))
+
+
+def test_deployed_in_a_container_it_never_acts_on_itself(
+    env: dict[str, Any], daemon: Dockerd, tmp_path: Path
+) -> None:
+    """As the compose file runs it (socket mounted, its own image unsigned), minus the label:
+    it finds its container from its cgroup and mounts, and kills only the unsigned other one."""
+    prefix = Path(sys.base_prefix).resolve()
+    rootfs = tmp_path / "bare.tar"
+    _bare_rootfs(rootfs)
+    image = f"faults/watchdog:{secrets.token_hex(3)}"
+    daemon.docker("import", str(rootfs), image)
+    unsigned = f"faults/unsigned:{secrets.token_hex(3)}"
+    make_image(daemon, unsigned)
+    victim = run(daemon, unsigned)
+    mounts = ["/usr", str(ROOT), str(env["dir"])]
+    if not str(prefix).startswith("/usr/"):
+        mounts.append(str(prefix))
+    with Recorder() as hook:
+        watchdog = (
+            daemon.docker(
+                "run",
+                "-d",
+                "--name",
+                "sgf-watchdog",
+                "--network",
+                "host",
+                "--read-only",
+                "--tmpfs",
+                "/tmp",
+                "-v",
+                f"{daemon.socket}:/var/run/docker.sock",
+                *(arg for m in mounts for arg in ("-v", f"{m}:{m}:ro")),
+                "-e",
+                f"PYTHONPATH={ROOT}",
+                "-e",
+                "DOCKER_HOST=unix:///var/run/docker.sock",
+                "-e",
+                "HOME=/tmp",
+                "-e",
+                "SEALGATE_LEDGER=/tmp/ledger.db",
+                "-e",
+                f"SEALGATE_ALERT_URLS={hook.url}/hook",
+                image,
+                str(Path(sys.executable).resolve()),
+                "-m",
+                "gate.cli",
+                "watch",
+                "--key",
+                env["pub"],
+                "--state-dir",
+                "/tmp/state",
+                "--interval",
+                "0.3",
+                "--on-untrusted",
+                "kill",
+            )
+            .stdout.decode()
+            .strip()
+        )
+        try:
+            [own] = wait_for(lambda: about(hook, watchdog), 20, "an alert about its own container")
+            [killed] = wait_for(lambda: about(hook, victim), 10, "an alert about the other one")
+            time.sleep(1.0)
+            assert own["status"] == "UNKNOWN" and own["action"] is None
+            assert killed["action"] == "kill"
+            assert state_of(daemon, watchdog) == "running"
+            assert state_of(daemon, victim) == "exited"
+            logs = daemon.docker("logs", watchdog).stderr.decode()
+            assert "never acting on container sgf-watchdog" in logs
+            assert "this process runs in it" in logs, "found from cgroup/mounts, not a label"
+        finally:
+            daemon.docker("rm", "-f", watchdog, check=False)
 
 
 # --- 2 and 3. sinks never slow the watch; no alert is lost ----------------------------------
