@@ -628,3 +628,33 @@ def test_a_ledger_revocation_sweeps_at_once(env: dict[str, Any], daemon: Dockerd
         [alert] = wait_for(lambda: about(hook, good), 5, "an alert after the revocation")
         assert alert["status"] == "UNTRUSTED" and "CVE-2026-1" in alert["reason"]
         assert time.monotonic() - began < 3.5, "not at the next hourly sweep"
+
+
+def test_a_registry_side_revocation_is_seen_within_refresh(
+    env: dict[str, Any], daemon: Dockerd, registry_factory: Callable[..., RegistryServer]
+) -> None:
+    registry = registry_factory()
+    signed = push_signed(daemon, registry, env)
+    digest_ref = (
+        daemon.docker("image", "inspect", "--format", "{{index .RepoDigests 0}}", signed)
+        .stdout.decode()
+        .strip()
+    )
+    good = run(daemon, signed)
+    with Recorder() as hook, Running(env, [hook.url + "/hook"], interval=3600, refresh=1.5):
+        time.sleep(1.0)
+        assert not about(hook, good)
+        # Revoked by someone else, elsewhere: only the registry changes, not our ledger.
+        elsewhere = {**os.environ, "SEALGATE_LEDGER": str(env["dir"] / "elsewhere.db")}
+        argv = ["untrust", digest_ref, "--key", env["key"], "--reason", "CVE-2026-2"]
+        subprocess.run(
+            [sys.executable, "-m", "gate.cli", *argv],
+            cwd=ROOT,
+            env=elsewhere,
+            check=True,
+            capture_output=True,
+        )
+        began = time.monotonic()
+        [alert] = wait_for(lambda: about(hook, good), 6, "an alert within --refresh")
+        assert alert["status"] == "UNTRUSTED" and "CVE-2026-2" in alert["reason"]
+        assert time.monotonic() - began < 1.5 + 1.5, "within --refresh (and one verification)"
