@@ -152,6 +152,17 @@ class Spool:
             self._down, self._backoff, self._retry_at = False, 0.0, 0.0
             return delivered
 
+    def writable(self) -> bool:
+        """Whether a write commits now (a probe row in ``meta``): has a full disk recovered?"""
+        try:
+            with self._db_lock, self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('probe', ?)", (str(time.time()),)
+                )
+        except SinkError:
+            return False
+        return True
+
     def close(self) -> None:
         """Close the file; pending events stay for the next ``Spool`` on this directory."""
         with self._db_lock:

@@ -69,9 +69,10 @@ class Watchdog:
         self.verifications = 0
         """Verifications actually performed (cache misses): what the benchmark counts."""
         self._faults: dict[str, str] = {}
-        self._state = State(options.state_dir, lambda error: self.fault("state", error))
-        self.alerts = [SinkWorker(s, on_disk=self._disk) for s in alerts]
-        self.metrics_sinks = [SinkWorker(s, on_disk=self._disk) for s in metrics_sinks]
+        self._disk_errors: dict[str, str] = {}
+        self._state = State(options.state_dir, self._disk("state"))
+        self.alerts = [SinkWorker(s, on_disk=self._disk(s.path.name)) for s in alerts]
+        self.metrics_sinks = [SinkWorker(s, on_disk=self._disk(s.path.name)) for s in metrics_sinks]
         self._enforcer = Enforcer(
             engine, options.on_untrusted, grace=options.stop_grace, on_failure=self._failed
         )
@@ -81,8 +82,19 @@ class Watchdog:
 
     # --- faults of the watchdog's own ------------------------------------------------------
 
-    def _disk(self, error: str | None) -> None:
-        self.fault("state", error)
+    def _disk(self, source: str) -> Callable[[str | None], None]:
+        """A callback for one writer in the state directory; the fault lasts while any fails."""
+
+        def report(error: str | None) -> None:
+            with self._lock:
+                if error is None:
+                    self._disk_errors.pop(source, None)
+                else:
+                    self._disk_errors[source] = error
+                first = next(iter(self._disk_errors.values()), None)
+            self.fault("state", first)
+
+        return report
 
     def fault(self, kind: str, error: str | None) -> None:
         """Report a fault of the watchdog's own once when it begins and once when it ends.
@@ -248,7 +260,7 @@ class Watchdog:
             return None
         why = self._own.why(container)
         if why is not None:
-            log.info("not acting on %s (%s): it is the watchdog's own", container.name, why)
+            log.debug("not acting on %s (%s): it is the watchdog's own", container.name, why)
             return None
         if not self._enforcer.submit(container):
             return None

@@ -52,6 +52,7 @@ class SinkWorker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._disk_bad = False
 
     @property
     def name(self) -> str:
@@ -66,19 +67,26 @@ class SinkWorker:
         """Queue events (never blocks on the sink); in memory if the spool cannot take them."""
         if not events:
             return
+        error = None
         with self._lock:
             if not self._held:  # once holding, keep holding so the order stays
                 try:
                     self.spool.put(events)
                 except SinkError as e:
-                    self._on_disk(e.message)
+                    error = e.message
                     self._hold(events)
-                else:
-                    self._wake.set()
-                    return
             else:
                 self._hold(events)
         self._wake.set()
+        if error is not None:  # outside the lock: the fault's own alert comes back through put
+            self._report(error)
+
+    def _report(self, error: str | None) -> None:
+        """Tell ``on_disk`` when the spool starts or stops failing, not on every event."""
+        if (error is not None) == self._disk_bad:
+            return
+        self._disk_bad = error is not None
+        self._on_disk(error)
 
     def _hold(self, events: Sequence[Event]) -> None:
         self._held.extend(events)
@@ -100,32 +108,45 @@ class SinkWorker:
 
     def deliver(self, *, force: bool = False) -> None:
         """One round: move held events to the spool (or the sink), then flush the spool."""
-        self._release_held()
+        if not self._release_held():
+            return
         try:
             self.spool.flush(force=force)
         except SinkError as e:  # the spool file itself failed (reading, or recording "sent")
-            self._on_disk(e.message)
+            self._report(e.message)
 
-    def _release_held(self) -> None:
+    def _release_held(self) -> bool:
+        """Move held events into the spool; True when the spool takes writes again.
+
+        While it does not, they go to the sink directly (and leave memory once delivered).
+        """
         with self._lock:
             held = list(self._held)
         if not held:
-            return
+            if self._disk_bad and self._spool_writable():
+                self._report(None)
+            return not self._disk_bad
         try:
             self.spool.put(held)
         except SinkError:
+            delivered = len(held)
             try:  # the disk is still bad: hand them to the sink directly
                 self.spool.sink.send(held)
             except SinkError as e:
-                for _ in range(e.delivered):
-                    with self._lock:
-                        self._held.popleft()
-                return
-        else:
-            self._on_disk(None)
+                delivered = e.delivered
+            with self._lock:
+                for _ in range(delivered):
+                    self._held.popleft()
+            return False
         with self._lock:
             for _ in range(len(held)):
                 self._held.popleft()
+        self._report(None)
+        return True
+
+    def _spool_writable(self) -> bool:
+        """Whether the spool takes a write now (it was failing, and nothing is held to try)."""
+        return self.spool.writable()
 
     def _run(self) -> None:
         while True:

@@ -184,3 +184,26 @@ def test_an_influx_password_can_stay_out_of_the_url() -> None:
         request.header("Authorization") == "Basic " + base64.b64encode(b"bob:pw-from-file").decode()
     )
     assert "pw-from-file" not in sink.name
+
+
+def test_a_spool_failure_reported_from_put_may_put_its_own_alert(tmp_path: Path) -> None:
+    """The watchdog's reaction to a failing spool is an alert through that same worker."""
+    spool = Spool(tmp_path, _Gate())
+    reports: list[str | None] = []
+    fault = Event.create(host="h", image="sealgate watch (state)", status=Status.ERROR)
+
+    def on_disk(error: str | None) -> None:
+        reports.append(error)
+        if error is not None:
+            worker.put([fault])
+
+    worker = SinkWorker(spool, on_disk=on_disk)
+    spool.close()  # every write fails from now on, as on a full disk
+    putter = threading.Thread(
+        target=worker.put, args=([Event.create(host="h", image="i", status=Status.UNKNOWN)],)
+    )
+    putter.start()
+    putter.join(5)
+    assert not putter.is_alive(), "put must not deadlock on its own fault alert"
+    assert len(reports) == 1 and reports[0] is not None
+    assert worker.pending() == 2, "both kept in memory"
