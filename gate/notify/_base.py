@@ -195,10 +195,13 @@ receiver may echo one back (``unknown token XXXX``); shorter ones are words like
 
 
 def url_secrets(url: str) -> list[str]:
-    """Every part of ``url`` that can carry a secret: password, path, query, and each long
-    path segment and query value, raw and percent-decoded."""
+    """Every part of ``url`` that can carry a secret: userinfo (a short user name is a
+    name, not a token), path, query, and each long path segment and query value, raw and
+    percent-decoded."""
     parts = urlsplit(url)
-    found = [url, parts.password or "", parts.query]  # a user name is not a secret
+    found = [url, parts.password or "", parts.query]
+    if len(parts.username or "") >= MIN_SEGMENT:  # a token used as the user name
+        found.append(parts.username or "")
     if parts.path not in ("", "/"):
         found.append(parts.path)  # with its "/": "hook" alone is in "webhook"
     pieces = [s for s in parts.path.split("/") if len(s) >= MIN_SEGMENT]

@@ -109,12 +109,12 @@ def test_webhook_errors_redact_every_part_of_the_url_even_when_echoed(
 ) -> None:
     path, token = "/hooks/T0A1B2C3/abcdefSECRET", "qv-TOKEN-99"
     with Recorder() as server:
-        server.reply(403, f"unknown token abcdefSECRET (T0A1B2C3) or {token} for u:pw0rd")
-        sink = WebhookSink(f"http://user:pw0rd@127.0.0.1:{server.port}{path}?token={token}")
+        server.reply(403, f"unknown token abcdefSECRET (T0A1B2C3) or {token} for ghp_user9:pw0rd")
+        sink = WebhookSink(f"http://ghp_user9:pw0rd@127.0.0.1:{server.port}{path}?token={token}")
         with pytest.raises(SinkError) as caught:
             sink.send([Event.create(host="h", image="i", status=Status.UNKNOWN)])
     text = str(caught.value) + sink.name
-    for part in ("abcdefSECRET", "T0A1B2C3", token, "pw0rd"):
+    for part in ("abcdefSECRET", "T0A1B2C3", token, "pw0rd", "ghp_user9"):
         assert part not in text
     assert "answered 403" in text
 
