@@ -14,13 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 from gate.engine import ContainerInfo, Engine, EngineEvent
 from gate.errors import EngineError, SealgateError
 from gate.notify import Event, Metrics, Spool
 from gate.result import Result, Status, fails
+from gate.watch._events import gone_container
+from gate.watch._faults import Faults
 from gate.watch._options import Enforcement, WatchOptions, enforceable
 from gate.watch._self import Self
 from gate.watch._state import Seen, State
@@ -33,8 +34,6 @@ _RECONNECT = 0.5
 """Seconds between attempts to reach a lost engine: it is back within about this of answering."""
 _FRESHNESS_POLL = 1.0
 """Seconds between looks at the policy file and the ledger (a change triggers a sweep)."""
-_EVENT_KEYS = frozenset({"image", "name", "exitCode", "signal", "execDuration"})
-"""Event attributes that are not container labels."""
 
 
 @dataclass
@@ -68,11 +67,13 @@ class Watchdog:
         self._lock = threading.Lock()
         self.verifications = 0
         """Verifications actually performed (cache misses): what the benchmark counts."""
-        self._faults: dict[str, str] = {}
-        self._disk_errors: dict[str, str] = {}
-        self._state = State(options.state_dir, self._disk("state"))
-        self.alerts = [SinkWorker(s, on_disk=self._disk(s.path.name)) for s in alerts]
-        self.metrics_sinks = [SinkWorker(s, on_disk=self._disk(s.path.name)) for s in metrics_sinks]
+        self._faults = Faults(options.host, self._alert, metrics)
+        self.alerts: list[SinkWorker] = []
+        self._state = State(options.state_dir, self._faults.disk("state"))
+        self.alerts = [SinkWorker(s, on_disk=self._faults.disk(s.path.name)) for s in alerts]
+        self.metrics_sinks = [
+            SinkWorker(s, on_disk=self._faults.disk(s.path.name)) for s in metrics_sinks
+        ]
         self._enforcer = Enforcer(
             engine, options.on_untrusted, grace=options.stop_grace, on_failure=self._failed
         )
@@ -80,62 +81,14 @@ class Watchdog:
         self._in_use: set[str] = set()
         """Image IDs the last sweep found running: remembered digests that are kept."""
 
-    # --- faults of the watchdog's own ------------------------------------------------------
-
-    def _disk(self, source: str) -> Callable[[str | None], None]:
-        """A callback for one writer in the state directory; the fault lasts while any fails."""
-
-        def report(error: str | None) -> None:
-            with self._lock:
-                if error is None:
-                    self._disk_errors.pop(source, None)
-                else:
-                    self._disk_errors[source] = error
-                first = next(iter(self._disk_errors.values()), None)
-            self.fault("state", first)
-
-        return report
-
-    def fault(self, kind: str, error: str | None) -> None:
-        """Report a fault of the watchdog's own once when it begins and once when it ends.
-
-        ``error`` None means the fault is over. One log line, one alert and the
-        ``sealgate_watchdog_fault`` gauge each way, never one per container or sweep.
-        """
-        with self._lock:
-            was = self._faults.get(kind)
-            if error is None and was is None:
-                return
-            if error is not None and was is not None:
-                return
-            if error is None:
-                del self._faults[kind]
-            else:
-                self._faults[kind] = error
-        what = {"state": "the state directory", "policy": "the policy"}.get(kind, kind)
-        if error is not None:
-            log.error("%s: %s; still watching", what, error)
-            reason = f"{what}: {error}"
-        else:
-            log.warning("%s is usable again", what)
-            reason = f"{what} is usable again"
-        if self.metrics is not None:
-            self.metrics.fault(kind, error is not None)
-        event = Event.create(
-            host=self.options.host,
-            image=f"sealgate watch ({kind})",
-            status=Status.ERROR if error is not None else Status.TRUSTED,
-            previous_status=None if error is not None else Status.ERROR,
-            reason=reason,
-            sequence=f"fault:{kind}:{time.time_ns()}",
-        )
-        for worker in self.alerts:
-            worker.put([event])
-
     @property
     def faults(self) -> Mapping[str, str]:
-        with self._lock:
-            return dict(self._faults)
+        """Faults of the watchdog's own now active: kind (``policy``, ``state``) to sentence."""
+        return self._faults.active
+
+    def _alert(self, events: Sequence[Event]) -> None:
+        for worker in self.alerts:
+            worker.put(events)
 
     # --- verification ----------------------------------------------------------------------
 
@@ -155,10 +108,8 @@ class Watchdog:
             self.verifications += 1
             if result.status is not Status.ERROR:
                 self._cache[image_id] = _Cached(result, now)
-        if result.extra.get("fault") == "policy":
-            self.fault("policy", result.reason)
-        else:
-            self.fault("policy", None)
+        policy_broken = result.extra.get("fault") == "policy"
+        self._faults.report("policy", result.reason if policy_broken else None)
         return result
 
     def _verify_image(self, image_id: str) -> Result:
@@ -233,8 +184,7 @@ class Watchdog:
                 previous_status=previous,
                 sequence=f"alert:{transitions}:{previous}{suffix}",
             )
-            for worker in self.alerts:
-                worker.put([event])
+            self._alert([event])
             alerted_at = time.time()
         if (
             changed
@@ -279,8 +229,7 @@ class Watchdog:
             action=f"{how} failed",
             sequence=f"failed:{time.time_ns()}",
         )
-        for worker in self.alerts:
-            worker.put([event])
+        self._alert([event])
 
     def sweep(self) -> int:
         """Verify every running container; returns how many containers were checked."""
@@ -316,7 +265,7 @@ class Watchdog:
 
     def on_event(self, event: EngineEvent) -> None:
         if event.type == "container":
-            container = self.engine.container(event.id) or self._from_event(event)
+            container = self.engine.container(event.id) or gone_container(self.engine, event)
             if container is not None and self.options.watches(container):
                 self.check(container, started_ns=event.time_nano)
         elif event.type == "image":
@@ -330,33 +279,6 @@ class Watchdog:
                     return
             with self._lock:
                 self._cache.pop(image_id, None)
-
-    def _from_event(self, event: EngineEvent) -> ContainerInfo | None:
-        """A container that is gone already (``--rm``), as its start event describes it."""
-        attributes = event.attributes
-        image = attributes.get("image", "")
-        image_id = image if image.startswith("sha256:") else ""
-        if not image_id and image:
-            try:
-                image_id = self.engine.image(image).id
-            except EngineError:
-                image_id = ""
-        if not image_id:
-            log.warning(
-                "container %s is gone and its image %s with it: it cannot be verified",
-                attributes.get("name") or event.id[:12],
-                image or "(unnamed)",
-            )
-            return None
-        labels = {k: v for k, v in attributes.items() if k not in _EVENT_KEYS}
-        return ContainerInfo(
-            id=event.id,
-            name=attributes.get("name", event.id[:12]),
-            image_id=image_id,
-            image_ref=image,
-            status="gone",
-            labels=MappingProxyType(labels),
-        )
 
     # --- the loop --------------------------------------------------------------------------
 
