@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from gate.errors import UsageError
 from gate.notify import _http
-from gate.notify._base import REDACTED, Event, Sink, as_utc, url_secrets
+from gate.notify._base import REDACTED, Event, Sink, as_utc
 
 MEASUREMENT = "sealgate_verification"
 TOKEN_ENV = "SEALGATE_INFLUX_TOKEN"
@@ -152,7 +152,9 @@ class InfluxSink(Sink):
     def _parse(self, url: str, token: str | None) -> tuple[str, dict[str, str], list[str]]:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
-        secrets = url_secrets(url)
+        secrets = [
+            url
+        ]  # the database and org names are not secrets; password/token are added below
         host = parts.hostname or ""
         if not host:
             raise _not_influx(url)
