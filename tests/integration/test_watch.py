@@ -296,6 +296,7 @@ def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
     import tempfile
 
     from .services import start_dockerd
+    from .test_watch_faults import remove_engine_dir
 
     busybox = shutil.which("busybox")
     require(busybox is not None, "busybox (Debian package busybox-static)")
@@ -356,4 +357,4 @@ def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
             assert len(alerted(first)) == 1
     finally:
         daemon.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_engine_dir(directory)

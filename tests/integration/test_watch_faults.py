@@ -67,7 +67,20 @@ def daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dockerd]:
             if ids:
                 engine.docker("rm", "-f", *ids, check=False)
         engine.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_engine_dir(directory)
+
+
+def remove_engine_dir(directory: Path) -> None:
+    """Remove a stopped private dockerd's directory, with the namespace mounts it leaves.
+
+    dockerd bind-mounts ``exec/netns/default`` (an nsfs) and does not undo it on exit.
+    """
+    root = str(directory.resolve())
+    with open("/proc/self/mountinfo") as table:
+        points = [line.split()[4] for line in table]
+    for point in sorted((p for p in points if p.startswith(root + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def make_image(daemon: Dockerd, tag: str) -> str:
