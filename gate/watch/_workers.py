@@ -29,6 +29,8 @@ log = logging.getLogger("sealgate.watch")
 
 _POLL = 0.5
 """How often an idle sink thread looks for events whose backoff ran out."""
+MAX_ACTIONS = 8
+"""Enforcement calls to the engine at once: a storm of untrusted starts queues, not floods."""
 MAX_HELD = 10_000
 """Events kept in memory per sink while its spool cannot be written; beyond, the oldest go."""
 
@@ -211,6 +213,7 @@ class Enforcer:
         self._on_failure = on_failure
         self._busy: set[str] = set()
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_ACTIONS)
 
     def busy(self, container_id: str) -> bool:
         with self._lock:
@@ -232,6 +235,10 @@ class Enforcer:
 
     def _act(self, container: ContainerInfo) -> None:
         how = self._how
+        with self._slots:
+            self._act_now(container, how)
+
+    def _act_now(self, container: ContainerInfo, how: Enforcement) -> None:
         try:
             if how is Enforcement.STOP:
                 self._engine.stop_container(container.id, grace=self._grace)

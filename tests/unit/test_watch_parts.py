@@ -207,3 +207,16 @@ def test_a_spool_failure_reported_from_put_may_put_its_own_alert(tmp_path: Path)
     assert not putter.is_alive(), "put must not deadlock on its own fault alert"
     assert len(reports) == 1 and reports[0] is not None
     assert worker.pending() == 2, "both kept in memory"
+
+
+def test_refresh_defaults_to_60_s_and_the_old_cache_ttl_flag_still_sets_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gate.cli import build_parser
+
+    assert build_parser().parse_args(["watch", "--key", "k.pub"]).refresh == 60.0
+    assert build_parser().parse_args(["watch", "--key", "k.pub", "--cache-ttl", "5"]).refresh == 5
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["watch", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "':PORT' listens on every interface" in shown and "--alert-file" in shown
