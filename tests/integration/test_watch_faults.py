@@ -183,8 +183,12 @@ def faults(hook: Recorder, kind: str) -> list[dict[str, Any]]:
 # --- 1. enforcement acts only on a verdict --------------------------------------------------
 
 
-def test_registry_outage_never_kills_a_trusted_container(
-    env: dict[str, Any], daemon: Dockerd, registry_factory: Callable[..., RegistryServer]
+@pytest.mark.parametrize("how", [Enforcement.KILL, Enforcement.STOP, Enforcement.PAUSE])
+def test_registry_outage_never_harms_a_trusted_container(
+    env: dict[str, Any],
+    daemon: Dockerd,
+    registry_factory: Callable[..., RegistryServer],
+    how: Enforcement,
 ) -> None:
     registry = registry_factory()
     signed = push_signed(daemon, registry, env)
@@ -194,12 +198,18 @@ def test_registry_outage_never_kills_a_trusted_container(
     with (
         Recorder() as hook,
         Running(
-            env, [hook.url + "/hook"], interval=0.3, refresh=0.5, on_untrusted=Enforcement.KILL
+            env,
+            [hook.url + "/hook"],
+            interval=0.3,
+            refresh=0.5,
+            on_untrusted=how,
+            stop_grace=1,
         ) as running,
     ):
-        [killed] = wait_for(lambda: about(hook, bad), 10, "an alert for the unsigned container")
-        assert killed["status"] == "UNKNOWN" and killed["action"] == "kill"
-        wait_for(lambda: state_of(daemon, bad) == "exited", 10, "the unsigned container killed")
+        [acted] = wait_for(lambda: about(hook, bad), 10, "an alert for the unsigned container")
+        assert acted["status"] == "UNKNOWN" and acted["action"] == how.value
+        after = "paused" if how is Enforcement.PAUSE else "exited"
+        wait_for(lambda: state_of(daemon, bad) == after, 10, f"the unsigned container {after}")
         time.sleep(1.0)
         assert not about(hook, good)
         registry.stop()
