@@ -375,27 +375,31 @@ def watch(args: argparse.Namespace) -> int:
     from gate import commands
     from gate.ledger import state_dir as default_state_dir
     from gate.watch import Enforcement, WatchOptions
+    from gate.watch._config import urls
 
     chosen = args.state_dir or args.global_state_dir
     state_dir = Path(chosen) if chosen else default_state_dir()
+    for name, value in (("--interval", args.interval), ("--refresh", args.refresh)):
+        if not value > 0:
+            raise UsageError(f"{name} must be a positive number of seconds, not {value:g}")
     options = WatchOptions(
         interval=args.interval,
-        cache_ttl=args.cache_ttl,
+        refresh=args.refresh,
         realert_after=args.realert_after,
         on_untrusted=Enforcement(args.on_untrusted),
         state_dir=state_dir,
         labels=tuple(args.label),
     )
-    if not args.alert:
-        args.alert = ["log:"]
+    alerts = urls(args.alert, args.alert_file, "SEALGATE_ALERT_URLS") or ["log:"]
+    influx = urls(args.influx, args.influx_file, "SEALGATE_INFLUX_URLS")
     ctx = _context(args)
     ctx.state_dir = str(state_dir)  # the ledger's witness lives with the watchdog's state
     dog, server = commands.watchdog(
         ctx,
         args.policy,
         args.key,
-        alerts=args.alert,
-        influx=args.influx,
+        alerts=alerts,
+        influx=influx,
         metrics_addr=args.metrics_addr,
         options=options,
     )
@@ -403,7 +407,14 @@ def watch(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     if server is not None:
-        log.warning("serving metrics on %s", server.url)
+        everywhere = server.host in ("0.0.0.0", "::")
+        log.warning(
+            "serving metrics on %s%s",
+            server.url,
+            " (every interface: anyone who can reach this host can read them)"
+            if everywhere
+            else "",
+        )
     try:
         dog.run(stop, once=args.once)
     finally:

@@ -294,20 +294,43 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="URL",
-        help="alert sink: https://hooks.slack.com/..., http(s):// webhook, log: or log:PATH",
+        help="alert sink: https://hooks.slack.com/..., http(s):// webhook, log: or log:PATH "
+        "(visible in `ps`: prefer --alert-file or $SEALGATE_ALERT_URLS for URLs with secrets)",
+    )
+    watch.add_argument(
+        "--alert-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="alert URLs, one a line (e.g. a Docker secret under /run/secrets/)",
     )
     watch.add_argument(
         "--influx",
         action="append",
         default=[],
         metavar="URL",
-        help="InfluxDB: influx://HOST:PORT/DB (v1) or influx2://HOST:PORT?org=O&bucket=B (v2)",
+        help="InfluxDB: influx://HOST:PORT/DB (v1) or influx2://HOST:PORT?org=O&bucket=B (v2); "
+        "or from --influx-file / $SEALGATE_INFLUX_URLS",
     )
     watch.add_argument(
-        "--metrics-addr", metavar="ADDR", help="serve Prometheus /metrics, e.g. 127.0.0.1:9105"
+        "--influx-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="InfluxDB URLs, one a line (keeps a password out of `ps`)",
     )
     watch.add_argument(
-        "--on-untrusted", choices=("alert", "stop", "kill", "pause"), default="alert"
+        "--metrics-addr",
+        metavar="ADDR",
+        help="serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9105; "
+        "':PORT' listens on every interface",
+    )
+    watch.add_argument(
+        "--on-untrusted",
+        choices=("alert", "stop", "kill", "pause"),
+        default="alert",
+        help="what to do to a running container whose image is UNTRUSTED or UNKNOWN "
+        "(never on ERROR, never to the watchdog's own container)",
     )
     watch.add_argument(
         "--realert-after",
@@ -316,8 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="repeat alerts for still-failing containers",
     )
     watch.add_argument(
-        "--cache-ttl", type=float, default=300.0, metavar="S", help="reuse a result this long (300)"
+        "--refresh",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="verify each image again after this long, so registry-side revocations "
+        "reach running containers within S seconds (60)",
     )
+    watch.add_argument("--cache-ttl", dest="refresh", type=float, help=argparse.SUPPRESS)
     watch.add_argument(
         "--state-dir",
         metavar="DIR",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from gate import keys, policy, refs
-from gate.errors import UsageError
+from gate.errors import SealgateError, UsageError
 from gate.ledger import Ledger, Witness, default_path
 from gate.policy import Policy
 from gate.provenance import AttestationCheck
@@ -357,52 +357,75 @@ def watchdog(
 ) -> tuple[Any, Any]:
     """A Watchdog wired to the gate's own verifier, the sinks and their spools.
 
-    Returns the watchdog and the metrics server (or None) for the caller to close.
+    Returns the watchdog and the metrics server (or None) for the caller to
+    close. Raises ``UsageError`` (exit 2) for a policy that does not load at
+    start or a state directory that cannot be written.
     """
     from gate import notify, sources
     from gate.engine import Engine
-    from gate.watch import Watchdog, WatchOptions, image_verifier
+    from gate.watch import PolicyFault, Watchdog, WatchOptions, image_verifier
+    from gate.watch._config import secret as read_secret
 
     opts: WatchOptions = options or WatchOptions()
+    _check_writable(opts.state_dir)
     engine = Engine()
     engine.ping()
-    secret = os.environ.get("SEALGATE_WEBHOOK_SECRET")
+    webhook_secret = read_secret("SEALGATE_WEBHOOK_SECRET")
+    influx_token = read_secret("SEALGATE_INFLUX_TOKEN")
+    influx_password = read_secret("SEALGATE_INFLUX_PASSWORD")
     spool_dir = opts.state_dir / "spool"
 
-    def spool(url: str, sink: notify.Sink) -> notify.Spool:
+    def spool(sink: notify.Sink) -> notify.Spool:
         return notify.Spool(spool_dir / sink.key, sink)
 
-    alert_spools = [spool(u, notify.sink_for(u, secret=secret)) for u in alerts]
-    influx_spools = [
-        spool(u, notify.InfluxSink(u) if u.startswith("http") else notify.sink_for(u))
-        for u in influx
-    ]
+    def influx_sink(url: str) -> notify.Sink:
+        if url.startswith(("http", "influx")):
+            return notify.InfluxSink(url, token=influx_token, password=influx_password)
+        return notify.sink_for(url)
+
+    alert_spools = [spool(notify.sink_for(u, secret=webhook_secret)) for u in alerts]
+    influx_spools = [spool(influx_sink(u)) for u in influx]
     metrics = notify.Metrics() if metrics_addr else None
     server = metrics.serve(metrics_addr) if metrics and metrics_addr else None
 
     def load() -> Policy:
         return load_policy(policy_file, public_keys)
 
-    state = {"policy": load()}
+    def policy_stamp() -> tuple[Any, ...] | None:
+        """Changes whenever the file does (edited, replaced, removed)."""
+        if not policy_file:
+            return None
+        try:
+            st = os.stat(policy_file)
+        except OSError as e:
+            return ("missing", e.errno)
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    current: dict[str, Any] = {"stamp": policy_stamp(), "policy": load(), "error": None}
 
     def freshness() -> tuple[Any, ...]:
         """Changes when cached results may be stale: a policy edit or a ledger append."""
-        mtime = (
-            os.stat(policy_file).st_mtime_ns
-            if policy_file and os.path.exists(policy_file)
-            else None
-        )
         ledger = ctx.ledger(create=False)
-        return (mtime, ledger.size() if ledger is not None else 0)
+        return (policy_stamp(), ledger.size() if ledger is not None else 0)
 
-    token = {"value": freshness()}
+    def policy() -> Policy:
+        """The policy as the file says now; ``PolicyFault`` while it does not load."""
+        stamp = policy_stamp()
+        if stamp != current["stamp"]:
+            current["stamp"] = stamp
+            try:
+                current["policy"], current["error"] = load(), None
+            except SealgateError as e:  # never fall back to the last good one silently
+                current["policy"], current["error"] = None, e.message
+        if current["policy"] is None:
+            raise PolicyFault(
+                f"{current['error']}; every container is ERROR until the policy is fixed"
+            )
+        pol: Policy = current["policy"]
+        return pol
 
     def factory() -> Verifier:
-        current = freshness()
-        if current != token["value"]:
-            token["value"] = current
-            state["policy"] = load()
-        pol = state["policy"]
+        pol = policy()
         return Verifier(
             pol,
             client=ctx.client,
@@ -420,3 +443,17 @@ def watchdog(
         freshness=freshness,
     )
     return dog, server
+
+
+def _check_writable(directory: Path) -> None:
+    """The state directory must take a file at start: later faults are survived, this one is not."""
+    probe = directory / f".probe-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"sealgate")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(
+            f"cannot write the state directory {directory}: {e.strerror or e}",
+            hint="give a writable --state-dir (or SEALGATE_STATE_DIR)",
+        ) from e

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from gate.errors import UnavailableError
 from gate.result import Status, fails
@@ -186,6 +187,28 @@ def as_utc(moment: datetime) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
+
+
+MIN_SEGMENT = 6
+"""Path segments and query values at least this long are redacted on their own too: a
+receiver may echo one back (``unknown token XXXX``); shorter ones are words like ``hooks``."""
+
+
+def url_secrets(url: str) -> list[str]:
+    """Every part of ``url`` that can carry a secret: userinfo (a short user name is a
+    name, not a token), path, query, and each long path segment and query value, raw and
+    percent-decoded."""
+    parts = urlsplit(url)
+    found = [url, parts.password or "", parts.query]
+    if len(parts.username or "") >= MIN_SEGMENT:  # a token used as the user name
+        found.append(parts.username or "")
+    if parts.path not in ("", "/"):
+        found.append(parts.path)  # with its "/": "hook" alone is in "webhook"
+    pieces = [s for s in parts.path.split("/") if len(s) >= MIN_SEGMENT]
+    pieces += [v for _, v in parse_qsl(parts.query, keep_blank_values=True) if len(v) >= 4]
+    for piece in pieces:
+        found += [piece, unquote(piece)]
+    return [s for s in found if s]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -113,7 +113,8 @@ class InfluxSink(Sink):
     """Writes points to InfluxDB.
 
     Accepted URLs:
-    ``influx://[user:password@]host[:port]/db[?rp=RP]`` (v1, Basic auth when given),
+    ``influx://[user[:password]@]host[:port]/db[?rp=RP]`` (v1, Basic auth when given; a
+    missing password is ``password``, from ``SEALGATE_INFLUX_PASSWORD`` in the watchdog),
     ``influx2://host[:port]?org=ORG&bucket=BUCKET`` (v2, token from ``SEALGATE_INFLUX_TOKEN``),
     and the endpoints themselves, ``http(s)://host:port/write?db=…`` and
     ``http(s)://host:port/api/v2/write?org=…&bucket=…``. Precision is always ms.
@@ -123,11 +124,20 @@ class InfluxSink(Sink):
     batch_size = 5000
     kind = "influx"
 
-    def __init__(self, url: str, *, token: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        password: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
         self._timeout = timeout
         self._session = _http.session()
         self._headers = {"Content-Type": "text/plain; charset=utf-8"}
         self._auth: tuple[str, str] | None = None
+        self._password = password
+        """For ``user@`` URLs without one (kept out of the URL, and so out of ``ps``)."""
         endpoint, params, secrets = self._parse(url, token)
         self._endpoint, self._params = endpoint, params
         parts = urlsplit(endpoint)
@@ -142,7 +152,9 @@ class InfluxSink(Sink):
     def _parse(self, url: str, token: str | None) -> tuple[str, dict[str, str], list[str]]:
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
-        secrets = [url]
+        secrets = [
+            url
+        ]  # the database and org names are not secrets; password/token are added below
         host = parts.hostname or ""
         if not host:
             raise _not_influx(url)
@@ -153,7 +165,7 @@ class InfluxSink(Sink):
             if not db or "/" in db:
                 raise UsageError(f"{_shown(url)} names no database: use influx://host:port/DB")
             if parts.username:
-                password = unquote(parts.password or "")
+                password = unquote(parts.password or "") or self._password or ""
                 self._auth = (unquote(parts.username), password)
                 secrets.append(password)
             params = {"db": db, **{k: v for k, v in query.items() if k == "rp"}}
@@ -176,8 +188,9 @@ class InfluxSink(Sink):
             if parts.path.rstrip("/").endswith("/write") and query.get("db"):
                 secrets.append(query.get("p", ""))
                 if parts.username:
-                    self._auth = (unquote(parts.username), unquote(parts.password or ""))
-                    secrets.append(self._auth[1])
+                    password = unquote(parts.password or "") or self._password or ""
+                    self._auth = (unquote(parts.username), password)
+                    secrets.append(password)
                 return endpoint, {**query, "precision": "ms"}, secrets
         raise _not_influx(url)
 

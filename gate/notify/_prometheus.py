@@ -59,6 +59,14 @@ class Metrics:
             ["action"],
             registry=self.registry,
         )
+        self._faults = Gauge(
+            "sealgate_watchdog_fault",
+            "1 while the watchdog has a fault of its own (policy, state), else 0.",
+            ["kind"],
+            registry=self.registry,
+        )
+        for kind in ("policy", "state"):
+            self._faults.labels(kind=kind).set(0)
         for status in Status:  # every series exists from the start, so rate() and sums work
             self._verifications.labels(status=status.value)
             self._containers.labels(status=status.value).set(0)
@@ -76,6 +84,10 @@ class Metrics:
             with self._lock:
                 self._state[event.container_id] = event.status
                 self._publish()
+
+    def fault(self, kind: str, active: bool) -> None:
+        """A fault of the watchdog's own began (``active``) or ended."""
+        self._faults.labels(kind=kind).set(1 if active else 0)
 
     def forget(self, container_id: str) -> None:
         """The container is gone: it no longer counts in ``sealgate_containers``."""

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gate.notify import _http
-from gate.notify._base import REDACTED, Event, Sink
+from gate.notify._base import REDACTED, Event, Sink, url_secrets
 from gate.result import Status
 
 _ICON = {
@@ -44,7 +44,7 @@ class SlackSink(Sink):
         super().__init__(
             f"Slack webhook {parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/{REDACTED}",
             url,
-            secrets=(url, parts.path if parts.path not in ("", "/") else "", parts.query),
+            secrets=url_secrets(url),
         )
         self._url = url
         self._timeout = timeout

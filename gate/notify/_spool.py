@@ -72,6 +72,8 @@ class Spool:
         self._down = False
         self._backoff = 0.0
         self._retry_at = 0.0
+        self._unrecorded: dict[int, str] = {}
+        """Delivered events whose "sent" mark could not be written (a full disk): never resent."""
         try:
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -93,7 +95,10 @@ class Spool:
             return
         with self._db_lock, self._transaction():
             for ident, body in rows:
-                if self._db.execute("SELECT 1 FROM sent WHERE id = ?", (ident,)).fetchone():
+                if (
+                    ident in self._unrecorded.values()
+                    or self._db.execute("SELECT 1 FROM sent WHERE id = ?", (ident,)).fetchone()
+                ):
                     log.debug("%s: event %s was already sent; skipped", self.sink.name, ident)
                     continue
                 self._db.execute(
@@ -117,7 +122,7 @@ class Spool:
     def pending(self) -> int:
         """How many events wait."""
         with self._db_lock:
-            return self._count("pending")
+            return self._count("pending") - len(self._unrecorded)
 
     def flush(self, force: bool = False) -> int:
         """Send waiting events in order; return how many were delivered by this call."""
@@ -125,6 +130,7 @@ class Spool:
             if not force and time.monotonic() < self._retry_at:
                 return 0
             delivered = 0
+            self._record_unrecorded()
             while True:
                 batch = self._head()
                 if not batch:
@@ -146,6 +152,17 @@ class Spool:
             self._down, self._backoff, self._retry_at = False, 0.0, 0.0
             return delivered
 
+    def writable(self) -> bool:
+        """Whether a write commits now (a probe row in ``meta``): has a full disk recovered?"""
+        try:
+            with self._db_lock, self._transaction():
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('probe', ?)", (str(time.time()),)
+                )
+        except SinkError:
+            return False
+        return True
+
     def close(self) -> None:
         """Close the file; pending events stay for the next ``Spool`` on this directory."""
         with self._db_lock:
@@ -157,10 +174,13 @@ class Spool:
         """The oldest waiting events; rows that no longer parse are dropped with a log line."""
         with self._db_lock:
             rows = self._db.execute(
-                "SELECT seq, event FROM pending ORDER BY seq LIMIT ?", (_READ_BATCH,)
+                "SELECT seq, event FROM pending ORDER BY seq LIMIT ?",
+                (_READ_BATCH + len(self._unrecorded),),
             ).fetchall()
             good: list[tuple[int, Event]] = []
             for seq, body in rows:
+                if seq in self._unrecorded:
+                    continue
                 try:
                     good.append((seq, Event.from_dict(json.loads(body))))
                 except (ValueError, KeyError, TypeError) as e:
@@ -168,14 +188,29 @@ class Spool:
                     self._db.execute("DELETE FROM pending WHERE seq = ?", (seq,))
             return good
 
+    def _record_unrecorded(self) -> None:
+        """Write the "sent" marks a full disk refused earlier (``SinkError`` if it still does)."""
+        if self._unrecorded:
+            marks = dict(self._unrecorded)
+            self._write_sent(list(marks), list(marks.values()))
+            for seq in marks:
+                self._unrecorded.pop(seq, None)
+
     def _mark_sent(self, seqs: list[int], events: list[Event]) -> None:
         if not seqs:
             return
+        try:
+            self._write_sent(seqs, [e.id for e in events])
+        except SinkError:
+            self._unrecorded.update(zip(seqs, (e.id for e in events), strict=True))
+            raise
+
+    def _write_sent(self, seqs: list[int], ids: list[str]) -> None:
         with self._db_lock, self._transaction():
             self._db.executemany("DELETE FROM pending WHERE seq = ?", [(s,) for s in seqs])
             self._db.executemany(
                 "INSERT OR REPLACE INTO sent (id, seq) VALUES (?, ?)",
-                [(e.id, s) for s, e in zip(seqs, events, strict=True)],
+                list(zip(ids, seqs, strict=True)),
             )
             # Remember as many sent IDs as the queue may hold; forget the oldest.
             self._db.execute(
@@ -214,9 +249,13 @@ class Spool:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # A COMMIT refused by a full disk leaves the transaction open: end it, or
+                # every later BEGIN fails too.
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as e:
             raise SinkError(f"cannot write the spool {self.path}: {e}") from e

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from gate.notify import _http
-from gate.notify._base import REDACTED, Event, Sink
+from gate.notify._base import REDACTED, Event, Sink, url_secrets
 
 SIGNATURE_HEADER = "X-Sealgate-Signature"
 EVENT_ID_HEADER = "X-Sealgate-Event-Id"
@@ -47,13 +47,7 @@ class WebhookSink(Sink):
         super().__init__(
             f"webhook {shown}" + (f"/{REDACTED}" if hidden else ""),
             url,
-            secrets=(
-                url,
-                parts.path if hidden else "",  # with its "/": "hook" alone is in "webhook"
-                parts.query,
-                parts.password or "",
-                secret or "",
-            ),
+            secrets=(*url_secrets(url), secret or ""),
         )
         self._url = url
         self._secret = secret

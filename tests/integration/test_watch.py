@@ -174,12 +174,18 @@ def test_enforcement_stops_the_container_and_says_so(
     bad = start(docker_client, images["unsigned"])
     with (
         Recorder() as hook,
-        Running(env, [hook.url + "/hook"], interval=0.5, on_untrusted=Enforcement.STOP),
+        Running(
+            env, [hook.url + "/hook"], interval=0.5, on_untrusted=Enforcement.STOP, stop_grace=2
+        ),
     ):
         [alert] = wait_for(lambda: ours(hook.requests, bad), 20, "an enforcement alert")
         assert alert.json()["events"][0]["action"] == "stop"
-    bad.reload()
-    assert bad.status == "exited"
+
+        def exited() -> bool:
+            bad.reload()
+            return bool(bad.status == "exited")
+
+        wait_for(exited, 20, "the container stopped (in the background, after its grace period)")
 
 
 def test_webhook_outage_loses_nothing_and_sends_nothing_twice(
@@ -284,12 +290,13 @@ def test_sigterm_drains_and_exits_within_five_seconds(
 def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
     env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A dockerd of our own goes away mid-run and comes back: the watchdog reconnects with
-    backoff, sweeps, and alerts for a container started after the restart."""
+    """A dockerd of our own goes away mid-run and comes back: the watchdog reconnects within a
+    second or two of it answering, sweeps, and alerts for a container started after."""
     import tarfile
     import tempfile
 
     from .services import start_dockerd
+    from .test_watch_faults import remove_engine_dir
 
     busybox = shutil.which("busybox")
     require(busybox is not None, "busybox (Debian package busybox-static)")
@@ -309,6 +316,8 @@ def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
                 "none",
                 "--label",
                 "sealgate-test=watch",
+                "--stop-timeout",  # busybox sleep as PID 1 ignores SIGTERM: do not wait 10 s
+                "1",
                 "sealgate-watch/restart:1",
                 "/bin/busybox",
                 "sleep",
@@ -328,8 +337,10 @@ def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
                 ]
 
             wait_for(lambda: alerted(first), 20, "an alert before the restart")
+            lost = time.monotonic()
             daemon.stop()
-            time.sleep(1.5)  # the watchdog notices and backs off
+            # 20 s down: a backoff doubling from 1 s would next try at 31 s, 10 s after it is back
+            time.sleep(max(0.0, lost + 20 - time.monotonic()))
             for attempt in range(3):  # a restarted dockerd may race its old containerd's exit
                 try:
                     daemon.start()
@@ -339,9 +350,11 @@ def test_engine_restart_reconnects_sweeps_and_keeps_alerting(
                         raise
                     daemon.stop()
                     time.sleep(3)
+            answering = time.monotonic()
             second = run_container()
-            wait_for(lambda: alerted(second), 45, "an alert after the engine came back")
+            wait_for(lambda: alerted(second), 15, "an alert after the engine came back")
+            assert time.monotonic() - answering < 3.0, "reconnected soon after it answered"
             assert len(alerted(first)) == 1
     finally:
         daemon.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        remove_engine_dir(directory)

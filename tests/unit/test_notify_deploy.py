@@ -84,7 +84,22 @@ def test_compose_runs_the_watchdog_as_a_locked_down_sidecar() -> None:
     assert image.pinned and image.path.endswith("/sealgate")
     assert watch["command"][0] == "watch"
     flags = {arg.split("=", 1)[0] for arg in watch["command"][1:]}
-    assert {"--policy", "--interval", "--alert", "--influx", "--metrics-addr"} <= flags
+    assert {"--policy", "--interval", "--alert-file", "--influx-file", "--metrics-addr"} <= flags
+    # no URL, token or password on the command line or in the environment: files in /run/secrets
+    assert not flags & {"--alert", "--influx"}
+    for arg in watch["command"][1:]:
+        if arg.startswith(("--alert-file", "--influx-file")):
+            assert arg.split("=", 1)[1].removeprefix("/run/secrets/") in watch["secrets"]
+    assert set(watch["secrets"]) <= set(compose["secrets"])
+    assert all(
+        v.startswith("/run/secrets/")
+        for k, v in watch["environment"].items()
+        if k.endswith("_FILE")
+    )
+    assert not {"SEALGATE_INFLUX_TOKEN", "SEALGATE_WEBHOOK_SECRET"} & set(watch["environment"])
+    assert next(a for a in watch["command"] if a.startswith("--metrics-addr=")).startswith(
+        "--metrics-addr=127.0.0.1:"
+    )
     # the command is one the real `sealgate` parser accepts, run by the CLI entry point of the image
     from gate.cli import build_parser
 
@@ -97,7 +112,7 @@ def test_compose_runs_the_watchdog_as_a_locked_down_sidecar() -> None:
     assert "no-new-privileges:true" in watch["security_opt"]
     assert watch["cap_drop"] == ["ALL"]
     assert watch["network_mode"] in ("host", "none")
-    assert "SEALGATE_INFLUX_TOKEN" in watch["environment"]
+    assert "SEALGATE_INFLUX_TOKEN_FILE" in watch["environment"]
     state = next(v for v in watch["volumes"] if v.startswith("sealgate-state:"))
     assert state.split(":")[1] == watch["environment"]["SEALGATE_STATE_DIR"].rsplit("/", 1)[0]
     assert "sealgate-state" in compose["volumes"]
