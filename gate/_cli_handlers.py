@@ -183,18 +183,19 @@ def _checker(args: argparse.Namespace, pol: Policy, signing_key: str | None = No
 
 
 def verify(args: argparse.Namespace) -> int:
-    from gate import commands
-
-    pol = commands.load_policy(args.policy, args.key)
+    pol = _policy(args, args.key)
     checked = _checker(args, pol).verify(args.images, attestations=args.attestation)
     _emit(checked.results, args, "verify")
     return checked.exit_code
 
 
 def gate(args: argparse.Namespace) -> int:
-    from gate import policy
-
-    pol = policy.load(args.policy)
+    if not args.policy and not (args.certificate_identity or args.certificate_identity_regexp):
+        raise UsageError(
+            "gate needs --policy FILE, or a keyless signer "
+            "(--certificate-identity I --certificate-oidc-issuer U)"
+        )
+    pol = _policy(args)
     checker = _checker(args, pol, signing_key=args.key)
     checked = checker.gate(
         args.paths,
@@ -490,7 +491,12 @@ def policy_explain(args: argparse.Namespace) -> int:
     for name in rule.signers:
         s = pol.signers[name]
         label = " - " + s.label if s.label else ""
-        print(f"           - {name}: key {s.key.short_id}, level {s.level}{label}")
+        who = (
+            f"key {s.key.short_id}"
+            if s.key
+            else "keyless " + (s.identity.describe() if s.identity else "?")
+        )
+        print(f"           - {name}: {who}, level {s.level}{label}")
     if rule.min_level is not None:
         print(f"Min level: {rule.min_level}")
     if rule.max_age is not None:
@@ -508,16 +514,26 @@ def policy_explain(args: argparse.Namespace) -> int:
 
 
 def _keyless_identity(args: argparse.Namespace) -> Identity | None:
+    """``verify-blob``: the identity flags, or None with ``--key``."""
+    if args.key:
+        if args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp:
+            raise UsageError("--certificate-oidc-issuer needs a keyless identity, not --key")
+        if args.certificate_claim:
+            raise UsageError("--certificate-claim needs a keyless identity, not --key")
+        return None
+    return _identity_flags(args)
+
+
+def _identity_flags(args: argparse.Namespace) -> Identity | None:
+    """cosign's keyless flags as one identity; None when none of them is given."""
     from gate.sigstore import Identity
 
+    subject_given = args.certificate_identity or args.certificate_identity_regexp
     issuer_given = args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp
-    if args.key:
-        if issuer_given or args.certificate_claim:
-            raise UsageError(
-                "--certificate-oidc-issuer and --certificate-claim need a keyless "
-                "identity, not --key"
-            )
+    if not subject_given and not issuer_given and not args.certificate_claim:
         return None
+    if not subject_given:
+        raise UsageError("a keyless signer needs --certificate-identity (or its -regexp form)")
     if not issuer_given:
         raise UsageError("--certificate-oidc-issuer is required with --certificate-identity")
     claims = {}
@@ -533,6 +549,25 @@ def _keyless_identity(args: argparse.Namespace) -> Identity | None:
         subject_regex=args.certificate_identity_regexp,
         claims=claims,
     )
+
+
+def _policy(args: argparse.Namespace, public_keys: Sequence[str] = ()) -> Policy:
+    """A policy file, the keys of ``--key``, or the keyless signer of the identity flags."""
+    from gate import commands
+
+    identity = _identity_flags(args)
+    if identity is None:
+        if args.trusted_root:
+            raise UsageError("--trusted-root goes with --certificate-identity and its issuer")
+        return commands.load_policy(args.policy, public_keys)
+    if args.policy or public_keys:
+        raise UsageError(
+            "give a policy, public keys, or a keyless identity (--certificate-identity), "
+            "not several"
+        )
+    from gate import policy
+
+    return policy.from_identity(identity, args.trusted_root)
 
 
 def verify_blob(args: argparse.Namespace) -> int:

@@ -195,12 +195,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="require a signed attestation of this predicate type (e.g. slsaprovenance)",
     )
     _add_output(verify)
+    _add_identity_options(verify)
     _add_registry_options(verify)
     verify.set_defaults(handler=handlers.verify)
 
     gate = sub.add_parser("gate", help="check every image in deploy manifests against a policy")
     gate.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
-    gate.add_argument("--policy", required=True, metavar="FILE")
+    gate.add_argument(
+        "--policy", metavar="FILE", help="trust policy (or the keyless flags below, for one signer)"
+    )
     gate.add_argument("--report-dir", metavar="DIR", help="write every report format there")
     gate.add_argument(
         "--fail-on", choices=("untrusted", "unknown", "unsupported", "never"), default="unknown"
@@ -211,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_manifest_options(gate)
     _add_output(gate)
+    _add_identity_options(gate)
     _add_registry_options(gate)
     gate.set_defaults(handler=handlers.gate)
 
@@ -384,6 +388,40 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("image")
     explain.set_defaults(handler=handlers.policy_explain)
     return parser
+
+
+def _add_identity_options(p: argparse.ArgumentParser) -> None:
+    """cosign's keyless flags: trust one identity from a trusted root, without a policy file."""
+    g = p.add_argument_group("keyless (Sigstore) signer, instead of keys or a policy")
+    who = g.add_mutually_exclusive_group()
+    who.add_argument("--certificate-identity", metavar="I", help="the certificate's SAN, exactly")
+    who.add_argument(
+        "--certificate-identity-regexp",
+        metavar="R",
+        help="a regexp the whole SAN must match (anchored, unlike cosign's)",
+    )
+    issuer = g.add_mutually_exclusive_group()
+    issuer.add_argument("--certificate-oidc-issuer", metavar="U", help="the OIDC issuer, exactly")
+    issuer.add_argument(
+        "--certificate-oidc-issuer-regexp",
+        metavar="R",
+        help="a regexp the whole OIDC issuer must match (anchored)",
+    )
+    g.add_argument(
+        "--certificate-claim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Fulcio claim that must match, e.g. runner_environment=github-hosted (repeatable)",
+    )
+    g.add_argument(
+        "--trusted-root",
+        action="append",
+        default=[],
+        metavar="F",
+        help="trusted_root.json or gh's JSONL, or 'public-good'/'staging' (repeatable; "
+        "default: the embedded public-good root plus imported roots)",
+    )
 
 
 def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

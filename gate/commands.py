@@ -209,7 +209,8 @@ class Context:
         found: list[SignatureStore] = [RegistryStore(self.client)]
         ledger = self.ledger(create=False)
         if ledger is not None:
-            writers = [s.key for s in pol.signers.values()] if pol is not None else None
+            keys_ = [s.key for s in pol.signers.values() if s.key is not None] if pol else []
+            writers = keys_ or None  # a keyless-only policy has no key to vouch for checkpoints
             found.append(LedgerStore(ledger, writers))
         elif (gone := self.witness().missing()) is not None:
             found.append(MissingLedgerStore(gone))

@@ -14,14 +14,18 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from gate import keys
 from gate.descriptors import digest_of
-from gate.errors import KeyLoadError, PolicyError
+from gate.errors import KeyLoadError, PolicyError, SealgateError, UsageError
 from gate.provenance import AttestationCheck
 from gate.refs import Reference
+
+if TYPE_CHECKING:
+    from gate.sigstore import Identity, TrustedRoot
 
 MAX_POLICY_BYTES = 1024 * 1024
 
@@ -48,12 +52,14 @@ class Platforms(StrEnum):
 
 @dataclass(frozen=True)
 class TrustedSigner:
-    """A public key the policy trusts, with its name and rank."""
+    """A signer the policy trusts, with its name and rank: a public key or a keyless identity."""
 
     name: str
-    key: keys.PublicKey
+    key: keys.PublicKey | None
     level: int = 0
     label: str | None = None
+    identity: Identity | None = None
+    """For keyless signers: who the Fulcio certificate must name (issuer, subject, claims)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class Rule:
     unsupported: Unsupported = Unsupported.WARN
     attestations: tuple[AttestationCheck, ...] = ()
     platforms: Platforms = Platforms.INDEX
+    tlog: bool = False
+    """``tlog: required``: a signature counts only with a transparency-log entry."""
     line: int | None = None
     """Where the rule starts in the policy file (for `policy explain`)."""
 
@@ -94,6 +102,18 @@ class Policy:
     digest: str | None = None
     """sha256 of the policy file bytes, recorded in the signed gate report."""
     explicit: bool = field(default=True)
+    trust_roots: tuple[str, ...] = ()
+    """``trust.roots``: trusted_root.json files (or ``public-good``/``staging``); () = default."""
+    _roots: list[TrustedRoot] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def roots(self) -> TrustedRoot:
+        """The Sigstore trust roots keyless signatures chain to, loaded once (then cached)."""
+        if not self._roots:
+            from gate.sigstore import resolve_roots
+
+            self._roots.append(resolve_roots(self.trust_roots))
+        return self._roots[0]
 
     def rule_for(self, ref: Reference) -> Rule | None:
         return self.rule_for_name(ref.name)
@@ -110,6 +130,15 @@ class Policy:
 
     def signers_for(self, rule: Rule) -> list[TrustedSigner]:
         return [self.signers[name] for name in rule.signers]
+
+
+def from_identity(identity: Identity, trust_roots: Sequence[str] = ()) -> Policy:
+    """The implicit policy of ``verify --certificate-identity …``: that keyless signer."""
+    signer = TrustedSigner("keyless", None, identity=identity)
+    rule = Rule("**", (signer.name,), threshold=1, pinned=Pinned.OFF)
+    pol = Policy({signer.name: signer}, (rule,), explicit=False, trust_roots=tuple(trust_roots))
+    pol.roots  # noqa: B018 - a root file that is not one fails now, before any work
+    return pol
 
 
 def from_keys(public_keys: Sequence[keys.PublicKey]) -> Policy:
@@ -261,7 +290,9 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
         raise PolicyError("policy is nested too deeply to be a policy", file=source) from e
     if root is None:
         raise PolicyError("policy is empty", file=source)
-    top = doc.mapping(root, "the policy", ("version", "signers", "registries", "rules", "default"))
+    top = doc.mapping(
+        root, "the policy", ("version", "trust", "signers", "registries", "rules", "default")
+    )
     if "version" not in top:
         raise doc.fail(root, "policy has no 'version'; add 'version: 1'")
     if doc.scalar(top["version"], "version") != "1":
@@ -290,8 +321,30 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
         raise doc.fail(
             root, "policy has no rules, so it would deny every image; add a 'rules' list"
         )
+    trust_roots: tuple[str, ...] = ()
+    if "trust" in top:
+        trust = doc.mapping(top["trust"], "trust", ("roots",))
+        if "roots" in trust:
+            trust_roots = tuple(
+                _relative(doc.scalar(n, "a trust root"), base or Path("."))
+                for n in doc.sequence(trust["roots"], "trust.roots")
+            )
     digest = digest_of(data)
-    return Policy(signers, rules, registries, default, source, digest)
+    pol = Policy(signers, rules, registries, default, source, digest, trust_roots=trust_roots)
+    if any(s.identity is not None for s in signers.values()):
+        try:
+            pol.roots  # noqa: B018 - load the roots now, so a bad file is an error at load
+        except SealgateError as e:
+            node = top.get("trust")
+            raise doc.fail(node, f"trust roots: {e.message}") from e
+    return pol
+
+
+def _relative(value: str, base: Path) -> str:
+    """A trust-root file relative to the policy; the embedded roots go by name."""
+    if value in ("public-good", "staging") or Path(value).is_absolute():
+        return value
+    return str(base / value)
 
 
 def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, TrustedSigner]:
@@ -301,20 +354,29 @@ def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, Trusted
         )
     signers: dict[str, TrustedSigner] = {}
     for item in doc.sequence(node, "signers"):
-        fields = doc.mapping(item, "a signer", ("name", "key", "level"))
-        for required in ("name", "key"):
-            if required not in fields:
-                raise doc.fail(item, f"a signer needs '{required}'")
+        fields = doc.mapping(item, "a signer", ("name", "key", "keyless", "level"))
+        if "name" not in fields:
+            raise doc.fail(item, "a signer needs 'name'")
+        if ("key" in fields) == ("keyless" in fields):
+            raise doc.fail(item, "a signer needs exactly one of 'key' and 'keyless'")
         name = doc.scalar(fields["name"], "signer name")
         if name in signers:
             raise doc.fail(fields["name"], f"signer '{name}' is listed twice")
-        key_text = doc.scalar(fields["key"], f"key of signer '{name}'")
-        if not key_text.startswith(("-----BEGIN", "env://")) and not Path(key_text).is_absolute():
-            key_text = str(base / key_text)
-        try:
-            key = keys.load_public_key(key_text)
-        except KeyLoadError as e:
-            raise doc.fail(fields["key"], f"signer '{name}': {e.message}") from e
+        key: keys.PublicKey | None = None
+        identity: Identity | None = None
+        if "key" in fields:
+            key_text = doc.scalar(fields["key"], f"key of signer '{name}'")
+            if (
+                not key_text.startswith(("-----BEGIN", "env://"))
+                and not Path(key_text).is_absolute()
+            ):
+                key_text = str(base / key_text)
+            try:
+                key = keys.load_public_key(key_text)
+            except KeyLoadError as e:
+                raise doc.fail(fields["key"], f"signer '{name}': {e.message}") from e
+        else:
+            identity = _identity(doc, fields["keyless"], name)
         level, label = 0, None
         if "level" in fields:
             text = doc.scalar(fields["level"], "level")
@@ -325,14 +387,40 @@ def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, Trusted
                     f"level '{text}' must be a number, optionally with a label: '2 - release'",
                 )
             level, label = int(match.group(1)), match.group(2)
-        signers[name] = TrustedSigner(name, key, level, label)
+        signers[name] = TrustedSigner(name, key, level, label, identity)
     if not signers:
         raise doc.fail(node, "'signers' is empty; list the public keys you trust")
     return signers
 
 
+_KEYLESS_KEYS = ("issuer", "issuer_regex", "subject", "subject_regex", "claims")
+
+
+def _identity(doc: _Doc, node: yaml.Node, name: str) -> Identity:
+    """A keyless signer: who the Fulcio certificate must name."""
+    fields = doc.mapping(node, f"keyless of signer '{name}'", _KEYLESS_KEYS)
+    values = {k: doc.scalar(v, k) for k, v in fields.items() if k != "claims"}
+    claims: dict[str, str] = {}
+    if "claims" in fields:
+        claim_nodes = doc.mapping(fields["claims"], "claims", _claim_names())
+        claims = {k: doc.scalar(v, f"claim {k}") for k, v in claim_nodes.items()}
+    from gate.sigstore import Identity
+
+    try:
+        return Identity(claims=claims, **values)
+    except UsageError as e:
+        raise doc.fail(node, f"signer '{name}': {e.message}") from e
+
+
+def _claim_names() -> tuple[str, ...]:
+    from gate.sigstore._fulcio import CLAIM_NAMES
+
+    return tuple(sorted(CLAIM_NAMES))
+
+
 _RULE_KEYS = (
     "match",
+    "tlog",
     "require",
     "min_level",
     "max_age",
@@ -341,6 +429,13 @@ _RULE_KEYS = (
     "attestations",
     "platforms",
 )
+
+
+def _tlog(doc: _Doc, node: yaml.Node) -> bool:
+    text = doc.scalar(node, "tlog")
+    if text not in ("required", "optional"):
+        raise doc.fail(node, f"tlog is '{text[:20]}'; allowed: required, optional")
+    return text == "required"
 
 
 def _rule(
@@ -422,5 +517,6 @@ def _rule(
             if "platforms" in fields
             else Platforms.INDEX
         ),
+        tlog="tlog" in fields and _tlog(doc, fields["tlog"]),
         line=node.start_mark.line + 1,
     )

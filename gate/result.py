@@ -34,10 +34,22 @@ class FailOn(StrEnum):
 
 @dataclass(frozen=True)
 class Signer:
-    """Who signed: the key ID (hex SHA-256 of the DER public key) and the policy's name for it."""
+    """Who signed: the key ID (hex SHA-256 of the DER public key) and the policy's name for it.
 
-    key_id: str
+    A keyless signer has no long-lived key: its certificate's identity and OIDC
+    issuer say who it is.
+    """
+
+    key_id: str | None
     name: str | None = None
+    identity: str | None = None
+    issuer: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"key_id": self.key_id, "name": self.name}
+        if self.identity is not None:
+            data["identity"], data["issuer"] = self.identity, self.issuer
+        return data
 
 
 @dataclass(frozen=True, order=True)
@@ -88,9 +100,7 @@ class Result:
             "digest": self.digest,
             "status": self.status.value,
             "reason": self.reason,
-            "signer": (
-                {"key_id": self.signer.key_id, "name": self.signer.name} if self.signer else None
-            ),
+            "signer": self.signer.to_dict() if self.signer else None,
             "signed_at": _iso(self.signed_at),
             "level": self.level,
             "size": self.size,

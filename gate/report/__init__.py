@@ -223,10 +223,17 @@ def short_digest(digest: str | None) -> str:
 
 
 def signer_label(signer: Signer | None) -> str:
-    """The signer's policy name, else its key ID shortened to 12 hex digits."""
+    """The signer's policy name, else its keyless identity, else its key ID (12 hex digits)."""
     if signer is None:
         return "-"
-    return signer.name or signer.key_id[:12]
+    return signer.name or signer.identity or (signer.key_id or "")[:12] or "-"
+
+
+def signer_detail(signer: Signer) -> str:
+    """Who exactly signed: ``key <id>``, or ``<identity> (issuer <url>)`` for keyless."""
+    if signer.identity is not None:
+        return f"{signer.identity} (issuer {signer.issuer})"
+    return f"key {signer.key_id}"
 
 
 def format_time(moment: datetime | None) -> str:

@@ -20,6 +20,7 @@ from gate.report import (
     format_time,
     is_failing,
     printable,
+    signer_detail,
     signer_label,
 )
 from gate.result import Result, Status
@@ -93,7 +94,7 @@ def _details(result: Result) -> str:
         f"reason: {result.reason}",
         f"digest: {result.digest or '-'}",
         f"signer: {signer_label(result.signer)}"
-        + (f" (key {result.signer.key_id})" if result.signer else ""),
+        + (f" ({signer_detail(result.signer)})" if result.signer else ""),
         f"signed at: {format_time(result.signed_at)}",
         f"level: {'-' if result.level is None else result.level}",
     ]

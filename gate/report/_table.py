@@ -183,6 +183,8 @@ def _block(result: Result, paint: _Paint, width: int) -> list[str]:
         ("Hash", result.digest),
         ("Date", format_time(result.signed_at) if result.signed_at else None),
         ("Key", signer.key_id if signer else None),
+        ("Identity", signer.identity if signer else None),
+        ("Issuer", signer.issuer if signer else None),
         ("Name", signer.name if signer else None),
         ("Size", human_size(result.size) if result.size is not None else None),
         ("Level", None if result.level is None else str(result.level)),

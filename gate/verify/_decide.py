@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from gate import provenance, signatures
-from gate.errors import SealgateError
+from gate.errors import PolicyFailureError, SealgateError
 from gate.policy import Pinned, Platforms, Policy, Rule, TrustedSigner, Unsupported
 from gate.refs import Reference
 from gate.result import Result, Signer, Status
@@ -67,6 +67,9 @@ class Valid:
     signer: TrustedSigner
     signed_at: datetime | None
     origin: str
+    identity: str | None = None
+    """For keyless signers: who the certificate names, and its OIDC issuer."""
+    issuer: str | None = None
 
 
 @dataclass
@@ -100,7 +103,7 @@ class _Run:
             self.facts.digest,
             status,
             reason,
-            signer=Signer(best.signer.key.key_id, best.signer.name) if best else None,
+            signer=_signer(best) if best else None,
             signed_at=best.signed_at if best else None,
             level=best.signer.level if best else None,
             size=self.facts.size,
@@ -127,7 +130,8 @@ def _revocation(run: _Run) -> Result | None:
     """A revocation by a signer this rule trusts wins over any signature."""
     verdict: tuple[Status, str] | None = None
     for claim in run.facts.evidence.revocations:
-        signer, payload = _verify_claim(claim, run.policy)
+        checked = _verify_claim(claim, run.policy, digests=sorted(run.digests))
+        signer, payload = checked.signer, checked.payload
         if signer is None or payload is None:
             run.warnings.append(
                 f"ignored a revocation ({claim.origin}) not signed by a trusted key"
@@ -162,7 +166,12 @@ def _revocation(run: _Run) -> Result | None:
 def _signatures(run: _Run) -> Result | None:
     """Keep the claims that verify, name this image and are not from the future."""
     run.found = check_signatures(
-        run.facts.evidence.signatures, run.facts.digest, run.policy, run.facts.aliases, run.now
+        run.facts.evidence.signatures,
+        run.facts.digest,
+        run.policy,
+        run.facts.aliases,
+        run.now,
+        tlog=run.rule.tlog,
     )
     run.allowed = [v for v in run.found.valid if v.signer.name in run.rule.signers]
     for v in run.found.valid:
@@ -288,19 +297,148 @@ def decide_index(own: Result, platforms: Sequence[Result], rule: Rule) -> Result
 # --- claims ----------------------------------------------------------------------------------
 
 
-def _verify_claim(claim: Claim, policy: Policy) -> tuple[TrustedSigner | None, bytes | None]:
-    """The first policy signer whose key verifies the claim, and the verified payload."""
+@dataclass(frozen=True)
+class _Checked:
+    """Which policy signer verified a claim, over what, and when it provably signed."""
+
+    signer: TrustedSigner | None
+    payload: bytes | None = None
+    time: datetime | None = None
+    """The trusted signing time (the log's or a timestamp authority's), when one was checked."""
+    why: str | None = None
+    """Why no signer counted, when a keyless or transparency-log check said so."""
+    identity: str | None = None
+    """For keyless signers: the certificate's identity and OIDC issuer."""
+    issuer: str | None = None
+
+
+def _verify_claim(
+    claim: Claim, policy: Policy, *, digests: Sequence[str] = (), tlog: bool = False
+) -> _Checked:
+    """The first policy signer whose key or identity verifies the claim.
+
+    Key signers check the signature; when the claim carries a Rekor entry (or the
+    rule says ``tlog: required``) the entry must verify too. Keyless signers check
+    the Fulcio certificate, its SCT, the log entry or timestamp, and the identity,
+    against the policy's trust roots. ``digests`` are the image's (a keyless
+    bundle's statement must name one of them).
+    """
     if claim.problem is not None:
-        return None, None
+        return _Checked(None)
     if (
         claim.kind is not ClaimKind.SIMPLE_SIGNING
         and claim.payload_type != signatures.INTOTO_PAYLOAD_TYPE
     ):
-        return None, None  # NOTE: cosign pkg/cosign/verify.go rejects other DSSE payload types.
+        return _Checked(None)  # NOTE: cosign pkg/cosign/verify.go rejects other DSSE payload types.
+    why: str | None = None
     for signer in policy.signers.values():
-        if any(signer.key.verify(sig, claim.signed) for sig in claim.signatures):
-            return signer, claim.payload
-    return None, None
+        try:
+            if signer.key is not None:
+                checked = _by_key(claim, signer, policy, digests, tlog)
+            elif signer.identity is not None:
+                checked = _by_identity(claim, signer, policy, digests, tlog)
+            else:
+                continue
+        except SealgateError as e:
+            why = why or f"{claim.origin}: {e.message}"
+            continue
+        if checked is not None:
+            return checked
+    return _Checked(None, why=why)
+
+
+def _by_key(
+    claim: Claim, signer: TrustedSigner, policy: Policy, digests: Sequence[str], tlog: bool
+) -> _Checked | None:
+    assert signer.key is not None
+    if not any(signer.key.verify(sig, claim.signed) for sig in claim.signatures):
+        return None
+    if claim.rekor_bundle is not None:
+        # NOTE: cosign checks a key-signed layer's Rekor bundle (SET) whenever it is there.
+        from gate.sigstore import verify_rekor_set
+
+        verified = verify_rekor_set(
+            claim.signed, claim.signatures[0], signer.key, claim.rekor_bundle, roots=policy.roots
+        )
+        return _Checked(signer, claim.payload, verified.signed_time)
+    if not tlog:
+        return _Checked(signer, claim.payload)
+    if claim.bundle is None:
+        raise KeylessTlogError(
+            f"signature by '{signer.name}' has no transparency-log entry and the rule requires one"
+        )
+    from gate.sigstore import verify_bundle
+
+    verified = verify_bundle(
+        claim.bundle,
+        _named(claim, digests),
+        identity=None,
+        key=signer.key,
+        roots=policy.roots,
+        require_tlog=True,
+    )
+    return _Checked(signer, claim.payload, verified.signed_time)
+
+
+def _by_identity(
+    claim: Claim, signer: TrustedSigner, policy: Policy, digests: Sequence[str], tlog: bool
+) -> _Checked | None:
+    assert signer.identity is not None
+    from gate.sigstore import verify_bundle, verify_cosign_keyless
+
+    if claim.certificate is not None and claim.signatures:
+        verified = verify_cosign_keyless(
+            claim.signed,
+            claim.signatures[0],
+            claim.certificate,
+            claim.chain,
+            claim.rekor_bundle,
+            identity=signer.identity,
+            roots=policy.roots,
+            rfc3161_timestamp_json=claim.timestamp,
+            require_tlog=tlog,
+        )
+        return _Checked(
+            signer, claim.payload, verified.signed_time, None, verified.identity, verified.issuer
+        )
+    if claim.bundle is not None and _has_certificate(claim.bundle):
+        verified = verify_bundle(
+            claim.bundle,
+            _named(claim, digests),
+            identity=signer.identity,
+            key=None,
+            roots=policy.roots,
+            require_tlog=tlog,
+        )
+        payload = verified.payload or claim.payload
+        return _Checked(
+            signer, payload, verified.signed_time, None, verified.identity, verified.issuer
+        )
+    return None
+
+
+def _has_certificate(bundle: bytes) -> bool:
+    """Whether a bundle is signed with a certificate (keyless) rather than a key."""
+    try:
+        material = json.loads(bundle).get("verificationMaterial") or {}
+    except (ValueError, AttributeError, RecursionError):
+        return False
+    return isinstance(material, dict) and bool(
+        material.get("certificate") or material.get("x509CertificateChain")
+    )
+
+
+def _named(claim: Claim, digests: Sequence[str]) -> str:
+    """The image digest a DSSE claim's statement names (the first digest when unclear)."""
+    try:
+        statement = provenance.Statement.parse(claim.payload)
+    except SealgateError:
+        return digests[0] if digests else ""
+    return next((d for d in digests if statement.covers(d)), digests[0] if digests else "")
+
+
+class KeylessTlogError(PolicyFailureError):
+    """A rule requires a transparency-log entry and the signature has none."""
 
 
 def check_signatures(
@@ -309,16 +447,23 @@ def check_signatures(
     policy: Policy,
     aliases: frozenset[str] = frozenset(),
     now: datetime | None = None,
+    *,
+    tlog: bool = False,
 ) -> _Findings:
-    """Sort claims into valid ones, problems, and ones no trusted key verifies."""
+    """Sort claims into valid ones, problems, and ones no trusted signer verifies."""
     found = _Findings()
+    digests = (digest, *sorted(aliases))
     for claim in claims:
         if claim.problem is not None:
             found.problems.append(claim.problem)
             continue
-        signer, payload = _verify_claim(claim, policy)
+        checked = _verify_claim(claim, policy, digests=digests, tlog=tlog)
+        signer, payload = checked.signer, checked.payload
         if signer is None or payload is None:
-            found.unverified += 1
+            if checked.why is not None:
+                found.problems.append(checked.why)
+            else:
+                found.unverified += 1
             continue
         try:
             if claim.kind is ClaimKind.SIMPLE_SIGNING:
@@ -328,7 +473,7 @@ def check_signatures(
                 statement = provenance.Statement.parse(payload)
                 if statement.predicate_type != signatures.COSIGN_SIGN_PREDICATE:
                     continue  # a valid attestation of something else, not a signature
-                covered = [d for d in (digest, *sorted(aliases)) if statement.covers(d)]
+                covered = [d for d in digests if statement.covers(d)]
                 named = covered[0] if covered else _first_digest(statement)
                 signed_at = _subject_time(statement)
         except SealgateError as e:
@@ -341,13 +486,14 @@ def check_signatures(
                 f"signature by '{signer.name}' names {named[:19]}…, not {digest[:19]}…"
             )
             continue
+        signed_at = checked.time or signed_at  # a log's or a TSA's time beats the signer's word
         if now is not None and signed_at is not None and signed_at > now + CLOCK_SKEW:
             found.problems.append(
                 f"signature by '{signer.name}' is dated {signed_at:%Y-%m-%d %H:%M} UTC, in the "
                 "future; it does not count (check the signer's clock)"
             )
             continue
-        found.valid.append(Valid(signer, signed_at, claim.origin))
+        found.valid.append(Valid(signer, signed_at, claim.origin, checked.identity, checked.issuer))
     return found
 
 
@@ -372,7 +518,8 @@ def _check_attestations(run: _Run) -> tuple[list[str], str | None]:
     """Predicate types verified for this image, and why a required one is missing (or None)."""
     statements: list[tuple[provenance.Statement, str]] = []
     for claim in run.facts.evidence.attestations:
-        signer, payload = _verify_claim(claim, run.policy)
+        checked = _verify_claim(claim, run.policy, digests=sorted(run.digests), tlog=run.rule.tlog)
+        signer, payload = checked.signer, checked.payload
         if signer is None or payload is None or signer.name not in run.rule.signers:
             continue
         try:
@@ -391,6 +538,16 @@ def _check_attestations(run: _Run) -> tuple[list[str], str | None]:
             )
             return types, f"required attestation missing: {why}"
     return types, None
+
+
+def _signer(valid: Valid) -> Signer:
+    key = valid.signer.key
+    return Signer(
+        key.key_id if key is not None else None,
+        valid.signer.name,
+        identity=valid.identity,
+        issuer=valid.issuer,
+    )
 
 
 def _best(valid: Sequence[Valid]) -> Valid | None:

@@ -46,6 +46,16 @@ class Claim:
     """The signer key the store recorded (ledger); a claim, still checked against the policy."""
     payload_type: str | None = None
     """For DSSE claims: the envelope's payloadType (only in-toto statements count)."""
+    certificate: bytes | None = None
+    """cosign keyless ``.sig`` layers: the Fulcio leaf certificate (PEM)."""
+    chain: bytes | None = None
+    """... and its chain (PEM); trust still comes only from the policy's roots."""
+    rekor_bundle: bytes | None = None
+    """cosign's ``dev.sigstore.cosign/bundle``: the Rekor entry and its SET."""
+    timestamp: bytes | None = None
+    """cosign's ``dev.sigstore.cosign/rfc3161timestamp``."""
+    bundle: bytes | None = None
+    """The whole Sigstore bundle a DSSE claim came from (keyless and tlog checks need it)."""
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ by API or tag schema) and the embedded ledger.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,6 +35,7 @@ from gate.verify._evidence import Claim, ClaimKind, Evidence, Place, dsse_claim
 REVOCATION_MEDIA_TYPE = signatures.DSSE_MEDIA_TYPE
 PREDICATE_ANNOTATION = "predicateType"
 BUNDLE_PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 MAX_TAG_PAGES = 4
 MAX_REFERRERS = 128
 """A repository whose tags take more pages is asked per digest instead."""
@@ -103,6 +105,10 @@ class RegistryStore(SignatureStore):
                             payload=blob,
                             signed=blob,
                             signatures=(layer.signature(),),
+                            certificate=_annotation_bytes(layer, signatures.CERTIFICATE_ANNOTATION),
+                            chain=_annotation_bytes(layer, signatures.CHAIN_ANNOTATION),
+                            rekor_bundle=_annotation_bytes(layer, signatures.BUNDLE_ANNOTATION),
+                            timestamp=_annotation_bytes(layer, TIMESTAMP_ANNOTATION),
                         )
                     )
                 except SealgateError as e:
@@ -288,6 +294,12 @@ def _annotation(manifest: Mapping[str, object] | None, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _annotation_bytes(layer: SignatureLayer, name: str) -> bytes | None:
+    """One of cosign's keyless or transparency-log annotations of a ``.sig`` layer."""
+    value = layer.annotations.get(name)
+    return value.encode() if value else None
+
+
 def _bundle_claim(origin: str, blob: bytes) -> Claim:
     try:
         bundle = signatures.parse_bundle(blob)
@@ -299,7 +311,7 @@ def _bundle_claim(origin: str, blob: bytes) -> Claim:
             ClaimKind.DSSE,
             problem=f"{origin}: bundle signs a message, not an image statement",
         )
-    return dsse_claim(origin, bundle.envelope)
+    return dataclasses.replace(dsse_claim(origin, bundle.envelope), bundle=blob)
 
 
 @dataclass
