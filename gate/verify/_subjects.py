@@ -11,7 +11,7 @@ here; ``docker://``, ``oci:`` and ``docker-archive:`` are read by
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gate import strict_json
@@ -166,6 +166,29 @@ def local_subject(image: LocalImage) -> Subject:
     )
 
 
+def running_platforms(image: LocalImage, client: RegistryClient) -> tuple[Platform, ...]:
+    """For an engine image pulled by an index digest: the platform manifest it runs.
+
+    The engine records the index digest it pulled by; the platform it chose is the
+    one whose config is the image's. Its own signatures and revocations count, as
+    they do when the index is verified from the registry.
+    """
+    found: list[Platform] = []
+    for ref in image.repo_digests:
+        if ref.digest is None:
+            continue
+        manifest = client.get_manifest(ref.repository, ref.digest)
+        _, _, platforms = _manifest_facts(manifest, ref.repository)
+        for platform in platforms:
+            child = client.get_manifest(ref.repository, platform.digest)
+            config, _, _ = _manifest_facts(child, ref.repository)
+            if config == image.image_id:
+                places = ((ref.repository, platform.digest), (None, platform.digest))
+                found.append(Platform(platform.digest, platform.label, places))
+                break
+    return tuple(found)
+
+
 SubjectReader = Callable[[Source], Subject]
 
 
@@ -183,7 +206,13 @@ def reader_table(
         return registry_subject(source.reference, client, check_drift=check_drift)
 
     def local(source: Source) -> Subject:
-        return local_subject(open_local(source))
+        image = open_local(source)
+        subject = local_subject(image)
+        if source.kind is SourceKind.DOCKER and client is not None and image.image_id:
+            running = running_platforms(image, client)
+            if running:
+                subject = replace(subject, platforms=subject.platforms + running)
+        return subject
 
     return {
         SourceKind.REGISTRY: registry,
