@@ -65,7 +65,7 @@ def test_archive_borrows_a_signed_index_digest_for_an_unsigned_image(
         extra_blobs=extra,
     )
     # evil itself was never signed
-    code, result = verify(capsys, f"docker-archive:{archive}", keypair[1])
+    _, result = verify(capsys, f"docker-archive:{archive}", keypair[1])
     assert result["status"] != "TRUSTED", (
         f"unsigned image {evil.image_id[:19]} (manifest.json) verified as TRUSTED under the "
         f"borrowed digest {result['digest'][:19]}: {result['reason']}"
@@ -181,7 +181,7 @@ def test_gzipped_archive_rewinds_for_every_member(tmp_path: Path, keypair: tuple
     """`docker save | gzip` is a normal input (tarfile.open 'r:*'). Every member open seeks the
     GzipFile, and _diff_id opens each layer twice (magic, then stream_digest): each backward
     seek rewinds and re-inflates the archive from its first byte. A 2 GiB run of zeros (2 MB
-    compressed) in front of 20 small, valid layers costs ~40 × 2 GiB of inflating."""
+    compressed) in front of 20 small, valid layers costs ~40 x 2 GiB of inflating."""
     import gzip as gz
     import tarfile
 

@@ -116,8 +116,8 @@ def test_recursion_error_from_a_registry_error_body(
         500, b"[" * 4000, {"Content-Type": "application/json"}, path="/v2/evil/app/manifests/.*"
     )
     host = f"127.0.0.1:{hostile.port}"
-    code = main(["verify", f"{host}/evil/app:1", "--key", keypair[1], "-o", "json"])
-    out, err = capsys.readouterr()
+    main(["verify", f"{host}/evil/app:1", "--key", keypair[1], "-o", "json"])
+    out, _ = capsys.readouterr()
     result = json.loads(out)[0]
     assert "RecursionError" not in result["reason"] and "500" in result["reason"], result["reason"]
 
