@@ -12,13 +12,23 @@ constructed into Python objects, so anchors and aliases cannot blow up memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from gate.manifests._files import MAX_FILE_BYTES, expand, read, scan, sniff
+from gate.manifests._kubernetes import Pointer, find_in_object
 from gate.manifests._model import Finding, PinChange
 from gate.manifests._pin import Resolver, pin_files
 
-__all__ = ["MAX_FILE_BYTES", "Finding", "PinChange", "Resolver", "find_images", "pin_files"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "Finding",
+    "PinChange",
+    "Pointer",
+    "Resolver",
+    "find_images",
+    "find_object_images",
+    "pin_files",
+]
 
 
 def find_images(paths: Sequence[str], *, stdin: TextIO | None = None) -> list[Finding]:
@@ -36,3 +46,14 @@ def find_images(paths: Sequence[str], *, stdin: TextIO | None = None) -> list[Fi
         kind = source.kind or sniff(text)
         findings.extend(site.finding for site in scan(text, source.name, kind))
     return findings
+
+
+def find_object_images(obj: Any, *, name: str) -> list[tuple[Finding, Pointer]]:
+    """Every image reference in one parsed Kubernetes object, with its JSON Pointer tokens.
+
+    The admission webhook's entry: the same walker as ``find_images`` (Pods,
+    every pod template, init and ephemeral containers), over a dict instead of
+    a file. ``name`` labels the findings. Raises ManifestError for an image that
+    is not a string or not a reference.
+    """
+    return [(site.finding, at) for site, at in find_in_object(obj, name)]
