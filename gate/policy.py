@@ -22,6 +22,8 @@ from gate.descriptors import digest_of
 from gate.errors import KeyLoadError, PolicyError
 from gate.provenance import AttestationCheck
 from gate.refs import Reference
+from gate.scope import Scope
+from gate.scope import parse as parse_scope
 
 MAX_POLICY_BYTES = 1024 * 1024
 
@@ -94,6 +96,8 @@ class Policy:
     digest: str | None = None
     """sha256 of the policy file bytes, recorded in the signed gate report."""
     explicit: bool = field(default=True)
+    scope: Scope = field(default_factory=Scope)
+    """What admission checks (``namespaces:``); the gate and the watchdog ignore it."""
 
     def rule_for(self, ref: Reference) -> Rule | None:
         return self.rule_for_name(ref.name)
@@ -250,7 +254,9 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
         raise PolicyError(f"policy is not valid YAML: {e}", file=source) from e
     if root is None:
         raise PolicyError("policy is empty", file=source)
-    top = doc.mapping(root, "the policy", ("version", "signers", "registries", "rules", "default"))
+    top = doc.mapping(
+        root, "the policy", ("version", "signers", "registries", "rules", "default", "namespaces")
+    )
     if "version" not in top:
         raise doc.fail(root, "policy has no 'version'; add 'version: 1'")
     if doc.scalar(top["version"], "version") != "1":
@@ -280,7 +286,8 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
             root, "policy has no rules, so it would deny every image; add a 'rules' list"
         )
     digest = digest_of(data)
-    return Policy(signers, rules, registries, default, source, digest)
+    covers = parse_scope(doc, top["namespaces"]) if "namespaces" in top else Scope()
+    return Policy(signers, rules, registries, default, source, digest, scope=covers)
 
 
 def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, TrustedSigner]:
