@@ -189,7 +189,7 @@ class Admitter:
     def _fail(self, request: Request, problems: Sequence[str], warnings: Sequence[str]) -> Verdict:
         head = f"sealgate: {request.label} fails the image policy"
         if self.mode is Mode.AUDIT:
-            notes = tuple(f"{head} (audit mode, allowed): {p}" for p in problems)
+            notes = tuple(f"sealgate (audit mode, allowed): {p}" for p in problems)
             log.warning("audit: would deny %s: %s", request.label, "; ".join(problems))
             return Verdict(True, "audited", warnings=(*warnings, *notes))
         message = head + ":\n" + "\n".join(f"- {p}" for p in problems)
