@@ -122,13 +122,16 @@ class Admitter:
         mode: Mode = Mode.ENFORCE,
         mutate: bool = False,
         freshness: Callable[[], Hashable] = lambda: 0,
+        freshness_every: float = 1.0,
     ) -> None:
         self.policies = policies
         self.verifier = verifier
         self.cache = cache
         self.mode = mode
         self.mutate = mutate
-        self.freshness = freshness
+        self._freshness = freshness
+        self._freshness_every = freshness_every
+        self._fresh: tuple[float, Hashable] | None = None
 
     def review(self, request: Request, *, mutating: bool = False) -> Verdict:
         """The verdict for ``request``; ``mutating`` is /mutate with ``--mutate`` on."""
@@ -161,6 +164,19 @@ class Admitter:
         return dataclasses.replace(
             verdict, results=tuple(results), hits=lookup.hits, misses=lookup.misses
         )
+
+    def freshness(self) -> Hashable:
+        """The stores' version (e.g. the ledger's size), asked at most once per interval.
+
+        A revocation written to the ledger takes effect within ``freshness_every``
+        seconds; asking on every request would cost more than the cached answer.
+        """
+        now = time.monotonic()
+        seen = self._fresh
+        if seen is None or now - seen[0] >= self._freshness_every:
+            seen = (now, self._freshness())
+            self._fresh = seen
+        return seen[1]
 
     def _judge(
         self,
