@@ -6,6 +6,8 @@ servers in one process, e.g. in tests, never mix their numbers.
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from gate.notify import MetricsServer
@@ -50,6 +52,7 @@ class AdmissionMetrics:
         )
         self._hit_count = 0
         self._lookup_count = 0
+        self._lock = threading.Lock()
 
     def observe(
         self, endpoint: str, verdict: str, seconds: float, *, dry_run: bool, hits: int, misses: int
@@ -59,9 +62,10 @@ class AdmissionMetrics:
         if hits or misses:
             self._hits.inc(hits)
             self._lookups.inc(hits + misses)
-            self._hit_count += hits
-            self._lookup_count += hits + misses
-            self._ratio.set(self._hit_count / self._lookup_count)
+            with self._lock:  # handler threads observe at once
+                self._hit_count += hits
+                self._lookup_count += hits + misses
+                self._ratio.set(self._hit_count / self._lookup_count)
 
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))
