@@ -108,9 +108,6 @@ def serve(args: argparse.Namespace) -> int:
         freshness=freshness,
     )
     metrics = admission.AdmissionMetrics()
-    # Handler threads spend microseconds holding the GIL per request; at the default 5 ms
-    # switch interval a thread back from I/O can wait a whole interval for it.
-    sys.setswitchinterval(0.0005)
     server = admission.AdmissionServer(admitter, tls, args.addr, metrics)
     metrics_server = metrics.serve(args.metrics_addr) if args.metrics_addr else None
     stop = threading.Event()
