@@ -77,7 +77,7 @@ def world(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
-    """A signed, an unsigned and a signed-then-revoked image, and a policy trusting the signer."""
+    """Signed, unsigned, signed-then-revoked and signed-then-unsupported images, by digest."""
     monkeypatch.setenv("SEALGATE_LEDGER", str(tmp_path / "cli-ledger.db"))
     monkeypatch.setenv("SEALGATE_STATE_DIR", str(tmp_path / "cli-state"))
     key, private = signer
@@ -86,15 +86,23 @@ def world(
         signed = push_random_image(registry, f"adm/{name}/signed", "1.0", client=client)
         unsigned = push_random_image(registry, f"adm/{name}/unsigned", "1.0", client=client)
         revoked = push_random_image(registry, f"adm/{name}/revoked", "1.0", client=client)
-        sign_image(client, signed, key)
-        sign_image(client, revoked, key)
+        deprecated = push_random_image(registry, f"adm/{name}/deprecated", "1.0", client=client)
+        for image in (signed, revoked, deprecated):
+            sign_image(client, image, key)
     pinned = {
         k: f"{r.name}@{r.digest}"
-        for k, r in (("signed", signed), ("unsigned", unsigned), ("revoked", revoked))
+        for k, r in (
+            ("signed", signed),
+            ("unsigned", unsigned),
+            ("revoked", revoked),
+            ("deprecated", deprecated),
+        )
     }
     assert (
         main(["untrust", pinned["revoked"], "--key", str(private), "--reason", "CVE-2026-7"]) == 0
     )
+    deprecate = ["unsupport", pinned["deprecated"], "--key", str(private), "--reason", "use v2"]
+    assert main(deprecate) == 0
     return {"key": key, "refs": {"signed": signed, "unsigned": unsigned}, **pinned}
 
 
@@ -131,6 +139,15 @@ def test_revoked_image_is_denied_as_untrusted_with_the_reason(
     assert answer["allowed"] is False
     assert f"image {world['revoked']} is UNTRUSTED" in answer["status"]["message"]
     assert "CVE-2026-7" in answer["status"]["message"]
+
+
+def test_unsupported_image_is_allowed_with_a_warning(
+    webhook: Webhook, world: dict[str, Any]
+) -> None:
+    answer = webhook.post("validate", review(pod("web", world["deprecated"])))
+    assert answer["allowed"] is True and "status" not in answer
+    (warning,) = answer["warnings"]
+    assert f"image {world['deprecated']} is UNSUPPORTED" in warning and "use v2" in warning
 
 
 def test_init_containers_are_checked(webhook: Webhook, world: dict[str, Any]) -> None:
