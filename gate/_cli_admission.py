@@ -49,6 +49,12 @@ def add_parser(
     serve_p.add_argument(
         "--failure-ttl", type=float, default=30.0, help="seconds a failing verdict is kept"
     )
+    serve_p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=5.0,
+        help="on SIGTERM, fail /readyz but keep answering this long (default: %(default)s)",
+    )
     add_registry_options(serve_p)
     serve_p.set_defaults(handler=serve)
     manifests_p = admission.add_parser("manifests", help="print the objects that install it")
@@ -78,13 +84,14 @@ def add_parser(
 def serve(args: argparse.Namespace) -> int:
     import signal
     import threading
+    import time
 
     from gate import _cli_handlers as handlers
     from gate import admission
     from gate.errors import UsageError
     from gate.verify import Verifier
 
-    for name in ("cache_ttl", "failure_ttl"):
+    for name in ("cache_ttl", "failure_ttl", "drain_seconds"):
         if not 0 <= getattr(args, name) <= 86400:
             raise UsageError(f"--{name.replace('_', '-')} must be from 0 to 86400 seconds")
     ctx = handlers._context(args)
@@ -117,6 +124,11 @@ def serve(args: argparse.Namespace) -> int:
         log.warning("admission webhook (%s) on https://%s", args.mode, args.addr)
         try:
             stop.wait()
+            # The API server keeps calling this replica until the endpoint is gone; with
+            # failurePolicy Fail, a refused connection would be a refused pod.
+            server.draining = True
+            log.warning("draining for %g s before exiting", args.drain_seconds)
+            time.sleep(args.drain_seconds)
         finally:
             if metrics_server is not None:
                 metrics_server.close()

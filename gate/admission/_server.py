@@ -190,8 +190,13 @@ class AdmissionServer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    draining = False
+    """Set on shutdown: /readyz fails so the Service stops sending, while requests still answer."""
+
     def ready(self) -> tuple[bool, str]:
         """Ready once the policy is loaded and the TLS pair is valid (both checked at start)."""
+        if self.draining:
+            return False, "shutting down"
         try:
             self.admitter.policies.current()
             self.tls.context()

@@ -56,7 +56,7 @@ def test_serve_answers_over_tls_with_registry_credentials_from_docker_config(
     command = [sys.executable, "-m", "gate.cli", "admission", "serve", "--policy", str(policy),
                "--tls-cert", str(tmp_path / "tls.crt"), "--tls-key", str(tmp_path / "tls.key"),
                "--addr", f"127.0.0.1:{port}", "--mutate", "--docker-config", str(mounted),
-               "--metrics-addr", f"127.0.0.1:{metrics_port}"]  # fmt: skip
+               "--metrics-addr", f"127.0.0.1:{metrics_port}", "--drain-seconds", "2"]  # fmt: skip
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     session = requests.Session()
     session.trust_env, session.verify = False, str(ca.bundle)
@@ -81,6 +81,12 @@ def test_serve_answers_over_tls_with_registry_credentials_from_docker_config(
             'sealgate_admissions_total{dry_run="false",endpoint="mutate",verdict="allowed"} 1.0'
             in scraped
         )
+        # SIGTERM: unready at once, still answering while the endpoint goes away, then exit 0.
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert session.get(f"https://127.0.0.1:{port}/readyz", timeout=5).status_code == 503
+        late = session.post(f"https://127.0.0.1:{port}/validate", json=request, timeout=30)
+        assert late.status_code == 200 and late.json()["response"]["allowed"] is True
     finally:
         session.close()
         process.send_signal(signal.SIGTERM)
