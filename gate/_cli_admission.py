@@ -101,6 +101,7 @@ def serve(args: argparse.Namespace) -> int:
         ctx.registry = dataclasses.replace(ctx.registry, docker_config=args.docker_config)
     policies = admission.PolicySource(args.policy)
     tls = admission.TLSFiles(args.tls_cert, args.tls_key)
+    ctx.stores(policies.current())  # open the client and ledger once, before threads race to
 
     def freshness() -> int:
         ledger = ctx.ledger(create=False)

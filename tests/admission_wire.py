@@ -137,8 +137,10 @@ def serve(
     def verifier(pol: Policy) -> Verifier:
         return Verifier(pol, client=ctx.client, stores=ctx.stores(pol), workers=ctx.workers)
 
+    policies = admission.PolicySource(str(policy_file))
+    ctx.stores(policies.current())  # as serve does: the client and ledger exist before threads
     admitter = admission.Admitter(
-        admission.PolicySource(str(policy_file)),
+        policies,
         verifier,
         admission.VerdictCache(),
         mode=mode,
