@@ -50,6 +50,13 @@ def add_parser(
         "--failure-ttl", type=float, default=30.0, help="seconds a failing verdict is kept"
     )
     serve_p.add_argument(
+        "--verify-timeout",
+        type=float,
+        default=8.0,
+        help="answer ERROR (deny) when a verification takes longer; keep it under the "
+        "webhook's timeoutSeconds (default: %(default)s)",
+    )
+    serve_p.add_argument(
         "--drain-seconds",
         type=float,
         default=5.0,
@@ -91,7 +98,7 @@ def serve(args: argparse.Namespace) -> int:
     from gate.errors import UsageError
     from gate.verify import Verifier
 
-    for name in ("cache_ttl", "failure_ttl", "drain_seconds"):
+    for name in ("cache_ttl", "failure_ttl", "drain_seconds", "verify_timeout"):
         if not 0 <= getattr(args, name) <= 86400:
             raise UsageError(f"--{name.replace('_', '-')} must be from 0 to 86400 seconds")
     ctx = handlers._context(args)
@@ -110,7 +117,9 @@ def serve(args: argparse.Namespace) -> int:
     admitter = admission.Admitter(
         policies,
         lambda pol: Verifier(pol, client=ctx.client, stores=ctx.stores(pol), workers=ctx.workers),
-        admission.VerdictCache(trusted_ttl=args.cache_ttl, failure_ttl=args.failure_ttl),
+        admission.VerdictCache(
+            trusted_ttl=args.cache_ttl, failure_ttl=args.failure_ttl, wait=args.verify_timeout
+        ),
         mode=admission.Mode(args.mode),
         mutate=args.mutate,
         freshness=freshness,

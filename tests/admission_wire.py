@@ -125,6 +125,7 @@ def serve(
     mutate: bool = False,
     ctx: commands.Context | None = None,
     connections: int = 16,
+    wait: float = 8.0,
 ) -> Iterator[Webhook]:
     """Start the webhook on 127.0.0.1 (a free port) with a fresh server pair; stop it after."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -142,7 +143,7 @@ def serve(
     admitter = admission.Admitter(
         policies,
         verifier,
-        admission.VerdictCache(),
+        admission.VerdictCache(wait=wait),
         mode=mode,
         mutate=mutate,
     )

@@ -6,11 +6,15 @@ ReplicaSet and pod. So a verdict is kept for ``trusted_ttl`` seconds when the
 image passed and ``failure_ttl`` when it did not (short, so a fix shows up
 quickly); ERROR is never kept, so a registry outage ends when the registry
 is back. Requests that need a key another request is already verifying wait
-for that verification instead of starting their own (single flight).
+for that verification instead of starting their own (single flight), and no
+request waits longer than ``wait`` (default 8 s, inside the webhook
+configuration's ``timeoutSeconds: 10``), so a hung registry gets a clear
+ERROR from us rather than the API server's timeout.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -19,6 +23,7 @@ from typing import Generic, TypeVar
 
 from gate.result import Result, Status
 
+log = logging.getLogger(__name__)
 K = TypeVar("K", bound=Hashable)
 MAX_ENTRIES = 50_000
 """Far beyond the distinct images of a cluster; bounds memory if references churn."""
@@ -48,7 +53,7 @@ class VerdictCache(Generic[K]):
         *,
         trusted_ttl: float = 300.0,
         failure_ttl: float = 30.0,
-        wait: float = 60.0,
+        wait: float = 8.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.trusted_ttl = trusted_ttl
@@ -69,8 +74,10 @@ class VerdictCache(Generic[K]):
     ) -> Lookup[K]:
         """A result for every key: cached, awaited from another request, or verified now.
 
-        ``unavailable(key, why)`` makes the ERROR result for a key whose
-        verification failed outright or could not be awaited in time.
+        Misses are verified in a background thread and awaited for at most
+        ``wait`` seconds, so an answer (ERROR, made by ``unavailable(key,
+        why)``) goes back before the API server's own timeout even when a
+        registry hangs; the verification still finishes and fills the cache.
         """
         now = self._clock()
         out: dict[K, Result] = {}
@@ -83,18 +90,26 @@ class VerdictCache(Generic[K]):
                 if entry is not None and entry[0] > now:
                     out[key] = entry[1]
                     hits += 1
-                elif (flight := self._flights.get(key)) is not None:
-                    waits.append((key, flight))
-                else:
-                    self._flights[key] = _Flight()
+                    continue
+                flight = self._flights.get(key)
+                if flight is None:
+                    flight = self._flights[key] = _Flight()
                     mine.append(key)
+                waits.append((key, flight))
         if mine:
-            self._verify(mine, verify, unavailable, out)
+            threading.Thread(
+                target=self._verify, args=(mine, verify, unavailable), name="verdict", daemon=True
+            ).start()
+        deadline = time.monotonic() + self.wait
         for key, flight in waits:
-            if flight.done.wait(self.wait) and flight.result is not None:
+            if (
+                flight.done.wait(max(0.0, deadline - time.monotonic()))
+                and flight.result is not None
+            ):
                 out[key] = flight.result
             else:
-                out[key] = unavailable(key, "another request's verification did not finish in time")
+                why = f"the verification did not finish within {self.wait:g} s"
+                out[key] = unavailable(key, why)
         return Lookup(out, hits, len(out) - hits)
 
     def _verify(
@@ -102,27 +117,29 @@ class VerdictCache(Generic[K]):
         mine: list[K],
         verify: Callable[[list[K]], Mapping[K, Result]],
         unavailable: Callable[[K, str], Result],
-        out: dict[K, Result],
     ) -> None:
+        """Verify ``mine``, then publish: to the cache (per TTL) and to everyone waiting."""
         found: Mapping[K, Result] = {}
+        failure = "the verification did not finish"
         try:
             found = verify(mine)
-        finally:  # even on an unexpected exception, nobody waits forever
-            expires = self._clock()
-            with self._lock:
-                self.verifications += len(mine)
-                for key in mine:
-                    result = found.get(key) or unavailable(key, "the verification did not finish")
-                    out[key] = result
-                    ttl = self._ttl(result)
-                    if ttl > 0:
-                        self._entries.pop(key, None)
-                        self._entries[key] = (expires + ttl, result)
-                    flight = self._flights.pop(key)
-                    flight.result = result
-                    flight.done.set()
-                while len(self._entries) > MAX_ENTRIES:
-                    del self._entries[next(iter(self._entries))]  # the oldest first
+        except Exception as e:  # one error boundary: waiters get ERROR, never a hang
+            log.exception("verifying %d image(s) failed", len(mine))
+            failure = f"the verification failed: {e}"
+        expires = self._clock()
+        with self._lock:
+            self.verifications += len(mine)
+            for key in mine:
+                result = found.get(key) or unavailable(key, failure)
+                ttl = self._ttl(result)
+                if ttl > 0:
+                    self._entries.pop(key, None)
+                    self._entries[key] = (expires + ttl, result)
+                flight = self._flights.pop(key)
+                flight.result = result
+                flight.done.set()
+            while len(self._entries) > MAX_ENTRIES:
+                del self._entries[next(iter(self._entries))]  # the oldest first
 
     def _ttl(self, result: Result) -> float:
         if result.status is Status.ERROR:

@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,30 @@ def test_unreachable_registry_denies_and_audit_mode_allows_with_a_warning(
         warnings = answer["warnings"]
         assert any("audit mode, allowed" in w and gone in w and "ERROR" in w for w in warnings)
         assert any(world["unsigned"] in w and "UNKNOWN" in w for w in warnings)
+
+
+def test_a_hung_registry_is_denied_in_time_with_a_clear_message(
+    world: dict[str, Any], ca: CA, tmp_path: Path
+) -> None:
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(16)  # connections complete in the backlog and are never answered
+    image = f"127.0.0.1:{hung.getsockname()[1]}/adm/hung@sha256:{'b' * 64}"
+    try:
+        with serve(_policy(tmp_path, world["key"]), ca, tmp_path / "hook", wait=1.0) as hook:
+            started = time.monotonic()
+            answer = hook.post("validate", review(pod("web", image)))
+            assert time.monotonic() - started < 5  # well inside the API server's 10 s
+            assert answer["allowed"] is False
+            assert f"image {image} is ERROR" in answer["status"]["message"]
+            assert "did not finish within 1 s" in answer["status"]["message"]
+            hung.close()  # resets the waiting connections: the verification ends
+            deadline = time.monotonic() + 30
+            while hook.admitter.cache.verifications == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert hook.admitter.cache.verifications == 1
+    finally:
+        hung.close()
 
 
 def test_dry_run_gets_the_same_answer(webhook: Webhook, world: dict[str, Any]) -> None:

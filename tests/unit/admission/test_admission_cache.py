@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
-
-import pytest
 
 from gate.admission import VerdictCache
 from gate.result import Result, Status
@@ -80,15 +79,38 @@ def test_concurrent_lookups_of_one_key_wait_for_one_verification() -> None:
     assert answers == [Status.TRUSTED] * 6
 
 
-def test_a_verification_that_raises_releases_its_waiters_with_error() -> None:
+def test_a_verification_that_raises_gives_error_and_leaves_nothing_in_flight() -> None:
     cache: VerdictCache[str] = VerdictCache()
 
     def boom(keys: list[str]) -> Mapping[str, Result]:
         raise RuntimeError("registry client bug")
 
-    with pytest.raises(RuntimeError, match="registry client bug"):
-        cache.get_many(["img"], boom, _unavailable)
+    failed = cache.get_many(["img"], boom, _unavailable).results["img"]
+    assert failed.status is Status.ERROR and "registry client bug" in failed.reason
     later = cache.get_many(
         ["img"], lambda ks: {k: _result(k, Status.TRUSTED) for k in ks}, _unavailable
     )
     assert later.results["img"].status is Status.TRUSTED  # nothing stuck in flight, nothing cached
+
+
+def test_a_slow_verification_answers_error_in_time_and_still_fills_the_cache() -> None:
+    cache: VerdictCache[str] = VerdictCache(wait=0.2)
+    release, finished = threading.Event(), threading.Event()
+
+    def slow(keys: list[str]) -> Mapping[str, Result]:
+        release.wait(10)
+        finished.set()
+        return {k: _result(k, Status.TRUSTED) for k in keys}
+
+    started = time.monotonic()
+    first = cache.get_many(["img"], slow, _unavailable).results["img"]
+    assert time.monotonic() - started < 2
+    assert first.status is Status.ERROR and "did not finish within 0.2 s" in first.reason
+    release.set()
+    assert finished.wait(10)
+    for _ in range(100):  # published just after verify returns
+        if len(cache):
+            break
+        time.sleep(0.01)
+    hit = cache.get_many(["img"], slow, _unavailable)
+    assert (hit.hits, hit.results["img"].status) == (1, Status.TRUSTED)
