@@ -56,7 +56,14 @@ class CA:
         bundle.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return cls(cert, key, bundle)
 
-    def issue(self, cert_path: Path, key_path: Path, common_name: str = "127.0.0.1") -> int:
+    def issue(
+        self,
+        cert_path: Path,
+        key_path: Path,
+        *,
+        expired: bool = False,
+        common_name: str = "127.0.0.1",
+    ) -> int:
         """Write a server pair for 127.0.0.1 and the in-cluster name; returns its serial."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -65,7 +72,7 @@ class CA:
             x509.DNSName("sealgate-admission.sealgate.svc"),
         ]
         cert = (
-            _builder(subject, self.cert.subject, key.public_key())
+            _builder(subject, self.cert.subject, key.public_key(), expired=expired)
             .add_extension(x509.SubjectAlternativeName(names), critical=False)
             .sign(self.key, hashes.SHA256())
         )
@@ -80,8 +87,10 @@ class CA:
         return int(cert.serial_number)
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public: Any) -> x509.CertificateBuilder:
-    now = datetime.datetime.now(datetime.UTC)
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public: Any, *, expired: bool = False
+) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=2 if expired else 0)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)

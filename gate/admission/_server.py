@@ -18,8 +18,11 @@ import socket
 import ssl
 import threading
 import time
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from cryptography import x509
 
 from gate.admission._admit import Admitter, Mode
 from gate.admission._metrics import AdmissionMetrics
@@ -37,6 +40,8 @@ class TLSFiles:
 
     def __init__(self, cert: str, key: str, *, every: float = 1.0) -> None:
         self.cert, self.key, self.every = cert, key, every
+        self.expires = datetime.max.replace(tzinfo=UTC)
+        """When the served certificate stops being valid (the first in the file)."""
         self._lock = threading.Lock()
         self._stamp = self._stat()
         self._context = self._load()  # a bad pair at start is a usage error: exit 2
@@ -57,7 +62,9 @@ class TLSFiles:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         try:
             context.load_cert_chain(self.cert, self.key)
-        except (OSError, ssl.SSLError) as e:
+            with open(self.cert, "rb") as f:
+                self.expires = x509.load_pem_x509_certificate(f.read()).not_valid_after_utc
+        except (OSError, ssl.SSLError, ValueError) as e:
             why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
             raise UsageError(
                 f"cannot use the TLS certificate {self.cert} with key {self.key}: {why}",
@@ -202,6 +209,8 @@ class AdmissionServer:
             self.tls.context()
         except Exception as e:  # a readiness probe reports, it never raises
             return False, f"not ready: {e}"
+        if datetime.now(UTC) >= self.tls.expires:
+            return False, f"the TLS certificate expired at {self.tls.expires.isoformat()}"
         return True, "ready"
 
     def answer(self, endpoint: str, body: bytes) -> tuple[int, bytes]:

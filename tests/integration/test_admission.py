@@ -356,6 +356,12 @@ def test_tls_1_2_is_the_floor_and_a_rotated_certificate_is_served(
     assert handshake(ssl.create_default_context(cafile=str(ca.bundle)))[1] == rotated
     assert webhook.session.get(f"{webhook.url}/healthz", timeout=5).ok
 
+    # A rotated-in certificate that has already expired: served (the files say so), not ready.
+    ca.issue(directory / "tls.crt", directory / "tls.key", expired=True)
+    webhook.server.tls._checked = 0.0
+    ready, why = webhook.server.ready()
+    assert not ready and "TLS certificate expired" in why
+
 
 def _model(data: dict[str, Any], kind: str) -> Any:
     """``data`` read back into the kubernetes client's model (fails on a malformed object)."""
