@@ -44,15 +44,24 @@ def add_parser(
         help="registry credentials: a docker config.json, e.g. a mounted pull secret",
     )
     serve_p.add_argument(
-        "--cache-ttl", type=float, default=300.0, help="seconds a passing verdict is kept"
+        "--cache-ttl",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a passing verdict is kept (default: %(default)s)",
     )
     serve_p.add_argument(
-        "--failure-ttl", type=float, default=30.0, help="seconds a failing verdict is kept"
+        "--failure-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a failing verdict is kept; ERROR never is (default: %(default)s)",
     )
     serve_p.add_argument(
         "--verify-timeout",
         type=float,
         default=8.0,
+        metavar="SECONDS",
         help="answer ERROR (deny) when a verification takes longer; keep it under the "
         "webhook's timeoutSeconds (default: %(default)s)",
     )
@@ -60,6 +69,7 @@ def add_parser(
         "--drain-seconds",
         type=float,
         default=5.0,
+        metavar="SECONDS",
         help="on SIGTERM, fail /readyz but keep answering this long (default: %(default)s)",
     )
     add_registry_options(serve_p)
