@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from gate import __version__
+from gate import __version__, _cli_admission
 from gate import _cli_handlers as handlers
 from gate.errors import SealgateError
 
@@ -376,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=handlers.demo)
 
     _add_keyless_commands(sub)
+    _cli_admission.add_parser(sub, _add_registry_options)
 
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True

@@ -78,6 +78,9 @@ class RegistryOptions:
     concurrency: int = field(default_factory=_default_concurrency)
     """Requests in flight per registry (``--concurrency``, $SEALGATE_CONCURRENCY): size
     worker pools to this, the client never runs more than this per registry at once."""
+    docker_config: str | None = None
+    """A docker ``config.json`` (or its directory) instead of ``$DOCKER_CONFIG``'s: the
+    admission webhook's mounted pull secret (``--docker-config``)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout <= MAX_TIMEOUT:  # also refuses NaN
@@ -142,7 +145,10 @@ class RegistryOptions:
         from gate.credentials import Credentials
 
         credentials = Credentials.from_environment(
-            username=self.username, password=self.password, registry=self.registry
+            username=self.username,
+            password=self.password,
+            config_path=self.docker_config,
+            registry=self.registry,
         )
         return RegistryClient(
             credentials=credentials,

@@ -23,6 +23,8 @@ from gate.descriptors import digest_of
 from gate.errors import KeyLoadError, PolicyError, SealgateError, UsageError
 from gate.provenance import AttestationCheck
 from gate.refs import Reference
+from gate.scope import Scope
+from gate.scope import parse as parse_scope
 
 if TYPE_CHECKING:
     from gate.sigstore import Identity, TrustedRoot
@@ -114,6 +116,9 @@ class Policy:
 
             self._roots.append(resolve_roots(self.trust_roots))
         return self._roots[0]
+
+    scope: Scope = field(default_factory=Scope)
+    """What admission checks (``namespaces:``); the gate and the watchdog ignore it."""
 
     def rule_for(self, ref: Reference) -> Rule | None:
         return self.rule_for_name(ref.name)
@@ -291,7 +296,9 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
     if root is None:
         raise PolicyError("policy is empty", file=source)
     top = doc.mapping(
-        root, "the policy", ("version", "trust", "signers", "registries", "rules", "default")
+        root,
+        "the policy",
+        ("version", "trust", "signers", "registries", "rules", "default", "namespaces"),
     )
     if "version" not in top:
         raise doc.fail(root, "policy has no 'version'; add 'version: 1'")
@@ -330,7 +337,10 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
                 for n in doc.sequence(trust["roots"], "trust.roots")
             )
     digest = digest_of(data)
-    pol = Policy(signers, rules, registries, default, source, digest, trust_roots=trust_roots)
+    covers = parse_scope(doc, top["namespaces"]) if "namespaces" in top else Scope()
+    pol = Policy(
+        signers, rules, registries, default, source, digest, trust_roots=trust_roots, scope=covers
+    )
     if any(s.identity is not None for s in signers.values()):
         try:
             pol.roots  # noqa: B018 - load the roots now, so a bad file is an error at load

@@ -12,9 +12,10 @@ constructed into Python objects, so anchors and aliases cannot blow up memory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from gate.manifests._files import MAX_FILE_BYTES, expand, read, scan, sniff
+from gate.manifests._kubernetes import Pointer, find_in_object
 from gate.manifests._model import CANNOT_TELL, Finding, Options, PinChange, clip
 from gate.manifests._pin import Resolver, pin_files
 
@@ -24,9 +25,11 @@ __all__ = [
     "Finding",
     "Options",
     "PinChange",
+    "Pointer",
     "Resolver",
     "clip",
     "find_images",
+    "find_object_images",
     "pin_files",
 ]
 
@@ -53,3 +56,14 @@ def find_images(
             site.finding for site in scan(text, source.name, kind, source.path, options)
         )
     return findings
+
+
+def find_object_images(obj: Any, *, name: str) -> list[tuple[Finding, Pointer]]:
+    """Every image reference in one parsed Kubernetes object, with its JSON Pointer tokens.
+
+    The admission webhook's entry: the same walker as ``find_images`` (Pods,
+    every pod template, init and ephemeral containers), over a dict instead of
+    a file. ``name`` labels the findings. Raises ManifestError for an image that
+    is not a string or not a reference.
+    """
+    return [(site.finding, at) for site, at in find_in_object(obj, name)]

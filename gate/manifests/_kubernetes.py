@@ -13,7 +13,8 @@ NOTE: https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod
 
 from __future__ import annotations
 
-from typing import TypeGuard
+from collections.abc import Callable
+from typing import Any, TypeGuard
 
 from gate.errors import ManifestError
 from gate.manifests._model import Site, clip, finding
@@ -47,24 +48,62 @@ def is_kubernetes(document: Node) -> TypeGuard[Mapping]:
     return isinstance(document, Mapping) and scalar(first(document, "kind")) is not None
 
 
+Pointer = tuple[str | int, ...]
+"""Where a value sits in an object, as JSON Pointer (RFC 6901) tokens."""
+
+
 def find(document: Mapping, text: str, file: str) -> list[Site]:
     """Every container image in one object (or List), in file order."""
     sites: list[Site] = []
-    _Walker(text, file, sites).walk(document, "")
+    _Walker(text, file, lambda site, _: sites.append(site)).walk(document, "", ())
     return sites
 
 
+def find_in_object(obj: Any, file: str) -> list[tuple[Site, Pointer]]:
+    """Every container image in an already-parsed object (JSON from an API server), with where.
+
+    The object is read through the same node graph and the same walker as a
+    file, so a Pod admitted by the webhook and the same Pod in a manifest give
+    the same images. ``file`` labels findings (e.g. ``Pod/web``); lines are 0.
+    Raises ManifestError as ``find`` does.
+    """
+    found: list[tuple[Site, Pointer]] = []
+    _Walker("", file, lambda site, at: found.append((site, at))).walk(_node(obj), "", ())
+    return found
+
+
+def _node(value: Any) -> Node:
+    """Parsed JSON as the YAML node graph; strings as quoted scalars, so "null" stays a string."""
+    if isinstance(value, dict):
+        pairs = tuple((_node(str(k)), _node(v)) for k, v in value.items())
+        return Mapping(pairs, 0, 1 + sum(_size(v) for _, v in pairs))
+    if isinstance(value, list):
+        nodes = tuple(_node(v) for v in value)
+        return Sequence(nodes, 0, 1 + sum(_size(n) for n in nodes))
+    if value is None:
+        return Scalar("null", None, 0, 0, 0)
+    if isinstance(value, str):
+        return Scalar(value, '"', 0, 0, 0)
+    if isinstance(value, bool):
+        return Scalar("true" if value else "false", None, 0, 0, 0)
+    return Scalar(str(value), None, 0, 0, 0)
+
+
+def _size(node: Node) -> int:
+    return 1 if isinstance(node, Scalar) else node.size
+
+
 class _Walker:
-    def __init__(self, text: str, file: str, sites: list[Site]) -> None:
+    def __init__(self, text: str, file: str, found: Callable[[Site, Pointer], None]) -> None:
         self.text = text
         self.file = file
-        self.sites = sites
+        self.found = found
 
-    def walk(self, node: Node, owner: str) -> None:
-        """Search ``node``; ``owner`` is the nearest enclosing ``Kind/name``."""
+    def walk(self, node: Node, owner: str, at: Pointer) -> None:
+        """Search ``node`` at ``at``; ``owner`` is the nearest enclosing ``Kind/name``."""
         if isinstance(node, Sequence):
-            for item in node.items:
-                self.walk(item, owner)
+            for index, item in enumerate(node.items):
+                self.walk(item, owner, (*at, index))
             return
         if not isinstance(node, Mapping):
             return
@@ -72,12 +111,12 @@ class _Walker:
         for key, value in items(node):
             if key in _CONTAINER_LISTS and self._is_container_list(value):
                 assert isinstance(value, Sequence)
-                for container in value.items:
-                    self._container(container, owner, _CONTAINER_LISTS[key])
+                for index, container in enumerate(value.items):
+                    self._container(container, owner, _CONTAINER_LISTS[key], (*at, key, index))
             elif key in _SINGLE_CONTAINERS and self._is_container(value):
-                self._container(value, owner, _SINGLE_CONTAINERS[key])
+                self._container(value, owner, _SINGLE_CONTAINERS[key], (*at, key))
             else:
-                self.walk(value, owner)
+                self.walk(value, owner, (*at, key))
 
     def _owner(self, mapping: Mapping) -> str | None:
         kind = scalar(first(mapping, "kind"))
@@ -93,7 +132,7 @@ class _Walker:
     def _is_container_list(self, node: Node) -> bool:
         return isinstance(node, Sequence) and any(self._is_container(c) for c in node.items)
 
-    def _container(self, container: Node, owner: str, role: str) -> None:
+    def _container(self, container: Node, owner: str, role: str, at: Pointer) -> None:
         if not isinstance(container, Mapping):
             return
         image = get(container, "image", file=self.file)
@@ -105,9 +144,10 @@ class _Walker:
             raise ManifestError(
                 f"{clip(label, 80)}: image must be a string", file=self.file, line=image.line
             )
-        self.sites.append(
+        self.found(
             Site(
                 finding(image.value, file=self.file, line=image.line, kind=KIND, context=label),
-                value_span(self.text, image),
-            )
+                value_span(self.text, image) if self.text else None,
+            ),
+            (*at, "image"),
         )

@@ -1,0 +1,185 @@
+"""``sealgate admission serve|manifests``: the parser and thin handlers for the webhook.
+
+Kept apart from ``gate.cli`` so the main parser stays small; everything heavy
+is imported when a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger("gate.admission")
+
+
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    add_registry_options: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    admission = sub.add_parser(
+        "admission", help="the Kubernetes admission webhook: the policy, at pod admission"
+    ).add_subparsers(dest="admission_command", required=True)
+    serve_p = admission.add_parser("serve", help="answer AdmissionReview requests over HTTPS")
+    serve_p.add_argument("--policy", metavar="FILE", required=True, help="trust policy (reloaded)")
+    serve_p.add_argument("--tls-cert", metavar="CRT", required=True, help="PEM certificate chain")
+    serve_p.add_argument("--tls-key", metavar="KEY", required=True, help="PEM private key")
+    serve_p.add_argument("--addr", default="0.0.0.0:8443", help="HOST:PORT (default: %(default)s)")
+    serve_p.add_argument(
+        "--mode",
+        choices=("enforce", "audit"),
+        default="enforce",
+        help="enforce denies; audit allows and warns (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--mutate", action="store_true", help="/mutate pins each tag to the digest verified"
+    )
+    serve_p.add_argument("--metrics-addr", metavar="ADDR", help="also serve /metrics over HTTP")
+    serve_p.add_argument(
+        "--docker-config",
+        metavar="FILE",
+        help="registry credentials: a docker config.json, e.g. a mounted pull secret",
+    )
+    serve_p.add_argument(
+        "--cache-ttl",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long a passing verdict is kept (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--failure-ttl",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long a failing verdict is kept; ERROR never is (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--verify-timeout",
+        type=float,
+        default=8.0,
+        metavar="SECONDS",
+        help="answer ERROR (deny) when a verification takes longer; keep it under the "
+        "webhook's timeoutSeconds (default: %(default)s)",
+    )
+    serve_p.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="on SIGTERM, fail /readyz but keep answering this long (default: %(default)s)",
+    )
+    add_registry_options(serve_p)
+    serve_p.set_defaults(handler=serve)
+    manifests_p = admission.add_parser("manifests", help="print the objects that install it")
+    manifests_p.add_argument("--namespace", default="sealgate", help="(default: %(default)s)")
+    manifests_p.add_argument(
+        "--ca-bundle",
+        metavar="FILE",
+        help="PEM CA of the webhook's certificate (else cert-manager)",
+    )
+    manifests_p.add_argument("--policy", metavar="FILE", help="policy for the ConfigMap")
+    manifests_p.add_argument("--image", help="the sealgate image, pinned by digest")
+    manifests_p.add_argument(
+        "--mode", choices=("enforce", "audit"), default="audit", help="(default: %(default)s)"
+    )
+    manifests_p.add_argument(
+        "--no-mutate", action="store_true", help="leave out the mutating webhook"
+    )
+    manifests_p.add_argument(
+        "--exclude-namespace",
+        action="append",
+        metavar="NS",
+        help="namespaces the API server never asks about (default: kube-system)",
+    )
+    manifests_p.set_defaults(handler=manifests)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+    import time
+
+    from gate import _cli_handlers as handlers
+    from gate import admission
+    from gate.errors import UsageError
+    from gate.verify import Verifier
+
+    for name in ("cache_ttl", "failure_ttl", "drain_seconds", "verify_timeout"):
+        if not 0 <= getattr(args, name) <= 86400:
+            raise UsageError(f"--{name.replace('_', '-')} must be from 0 to 86400 seconds")
+    ctx = handlers._context(args)
+    if args.docker_config:
+        if not Path(args.docker_config).exists():
+            log.warning("%s does not exist: registries are read anonymously", args.docker_config)
+        ctx.registry = dataclasses.replace(ctx.registry, docker_config=args.docker_config)
+    policies = admission.PolicySource(args.policy)
+    tls = admission.TLSFiles(args.tls_cert, args.tls_key)
+    ctx.stores(policies.current())  # open the client and ledger once, before threads race to
+
+    def freshness() -> int:
+        ledger = ctx.ledger(create=False)
+        return ledger.size() if ledger is not None else 0
+
+    admitter = admission.Admitter(
+        policies,
+        lambda pol: Verifier(pol, client=ctx.client, stores=ctx.stores(pol), workers=ctx.workers),
+        admission.VerdictCache(
+            trusted_ttl=args.cache_ttl, failure_ttl=args.failure_ttl, wait=args.verify_timeout
+        ),
+        mode=admission.Mode(args.mode),
+        mutate=args.mutate,
+        freshness=freshness,
+    )
+    metrics = admission.AdmissionMetrics()
+    server = admission.AdmissionServer(admitter, tls, args.addr, metrics)
+    metrics_server = metrics.serve(args.metrics_addr) if args.metrics_addr else None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with server.start():
+        log.warning("admission webhook (%s) on https://%s", args.mode, args.addr)
+        try:
+            stop.wait()
+            # The API server keeps calling this replica until the endpoint is gone; with
+            # failurePolicy Fail, a refused connection would be a refused pod.
+            server.draining = True
+            log.warning("draining for %g s before exiting", args.drain_seconds)
+            time.sleep(args.drain_seconds)
+        finally:
+            if metrics_server is not None:
+                metrics_server.close()
+            ctx.close()
+    return 0
+
+
+def manifests(args: argparse.Namespace) -> int:
+    from gate import admission, policy
+    from gate.admission._deploy import PLACEHOLDER_IMAGE
+    from gate.errors import UsageError
+
+    def read(path: str, what: str) -> bytes:
+        try:
+            return Path(path).read_bytes()
+        except OSError as e:
+            raise UsageError(f"cannot read the {what} {path}: {e.strerror}") from None
+
+    text = None
+    if args.policy:
+        policy.load(args.policy)  # a policy that does not load would crash every replica
+        text = read(args.policy, "policy").decode()
+    sys.stdout.write(
+        admission.render_manifests(
+            namespace=args.namespace,
+            policy=text,
+            ca_bundle=read(args.ca_bundle, "CA bundle") if args.ca_bundle else None,
+            mode=args.mode,
+            mutate=not args.no_mutate,
+            exclude=args.exclude_namespace or ("kube-system",),
+            image=args.image or PLACEHOLDER_IMAGE,
+        )
+    )
+    return 0
