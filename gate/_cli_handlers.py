@@ -514,14 +514,15 @@ def policy_explain(args: argparse.Namespace) -> int:
 
 
 def _keyless_identity(args: argparse.Namespace) -> Identity | None:
-    """``verify-blob``: the identity flags, or None with ``--key``."""
-    if args.key:
-        if args.certificate_oidc_issuer or args.certificate_oidc_issuer_regexp:
-            raise UsageError("--certificate-oidc-issuer needs a keyless identity, not --key")
-        if args.certificate_claim:
-            raise UsageError("--certificate-claim needs a keyless identity, not --key")
-        return None
-    return _identity_flags(args)
+    """``verify-blob``: exactly one of ``--key`` and a keyless identity; None means the key."""
+    identity = _identity_flags(args)
+    if args.key and identity is not None:
+        raise UsageError("give --key or a keyless identity (--certificate-identity), not both")
+    if not args.key and identity is None:
+        raise UsageError(
+            "give --key PUB, or --certificate-identity I with --certificate-oidc-issuer U"
+        )
+    return identity
 
 
 def _identity_flags(args: argparse.Namespace) -> Identity | None:

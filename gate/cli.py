@@ -435,38 +435,8 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     blob.add_argument("target", metavar="FILE|sha256:HEX")
     blob.add_argument("--bundle", required=True, metavar="B", help="the bundle file")
-    who = blob.add_mutually_exclusive_group(required=True)
-    who.add_argument("--key", metavar="PUB", help="public key for key-signed bundles")
-    who.add_argument("--certificate-identity", metavar="I", help="the certificate's SAN, exactly")
-    who.add_argument(
-        "--certificate-identity-regexp",
-        metavar="R",
-        help="a regexp the whole SAN must match (anchored, unlike cosign's)",
-    )
-    issuer = blob.add_mutually_exclusive_group()
-    issuer.add_argument(
-        "--certificate-oidc-issuer", metavar="U", help="the OIDC issuer, exactly (keyless)"
-    )
-    issuer.add_argument(
-        "--certificate-oidc-issuer-regexp",
-        metavar="R",
-        help="a regexp the whole OIDC issuer must match (anchored)",
-    )
-    blob.add_argument(
-        "--certificate-claim",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a Fulcio claim that must match, e.g. runner_environment=github-hosted (repeatable)",
-    )
-    blob.add_argument(
-        "--trusted-root",
-        action="append",
-        default=[],
-        metavar="F",
-        help="trusted_root.json or gh's JSONL, or 'public-good'/'staging' for the embedded "
-        "roots (repeatable; default: embedded public-good plus imported roots)",
-    )
+    blob.add_argument("--key", metavar="PUB", help="public key, for key-signed bundles")
+    _add_identity_options(blob)
     blob.add_argument(
         "--require-tlog", action="store_true", help="reject bundles without a log entry"
     )

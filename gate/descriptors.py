@@ -43,15 +43,20 @@ class Descriptor:
     platform: Mapping[str, Any] | None = None
 
     @classmethod
-    def from_dict(cls, d: Any) -> Descriptor:
-        """Check and convert a descriptor object; RegistryError if it is malformed."""
+    def from_dict(cls, d: Any, *, lenient_media_type: bool = False) -> Descriptor:
+        """Check and convert a descriptor object; RegistryError if it is malformed.
+
+        Every field is type-checked before it is believed. ``lenient_media_type``
+        allows an empty media type (an OCI layout's index.json may omit it).
+        """
         if not isinstance(d, dict):
             raise RegistryError("the registry sent a descriptor that is not a JSON object")
         media_type, digest, size = d.get("mediaType"), d.get("digest"), d.get("size")
-        if not isinstance(media_type, str) or not media_type:
+        if not isinstance(media_type, str) or not (media_type or lenient_media_type):
             raise RegistryError("the registry sent a descriptor without a mediaType")
         if not isinstance(digest, str):
-            raise RegistryError(f"the registry sent a {media_type} descriptor without a digest")
+            kind = f"{media_type} " if media_type else ""
+            raise RegistryError(f"the registry sent a {kind}descriptor without a digest")
         try:
             parse_digest(digest)
         except InvalidReferenceError as e:

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gate import strict_json
 from gate.errors import PolicyFailureError, UsageError
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ class Envelope:
     def from_json(cls, data: bytes | str, *, source: str = "the input") -> Envelope:
         """Parse an envelope from JSON; raises DSSEError naming ``source`` when it is not one."""
         try:
-            document = json.loads(data, object_pairs_hook=reject_duplicate_keys)
-        except (ValueError, RecursionError) as e:
-            raise DSSEError(f"{source} is not a DSSE envelope: it is not JSON ({e})") from e
+            document = strict_json.loads(data, "it", DSSEError)
+        except DSSEError as e:
+            raise DSSEError(f"{source} is not a DSSE envelope: {e.message}") from e
         return cls.from_dict(document, source=source)
 
     @classmethod
@@ -223,16 +224,6 @@ def b64decode(text: str) -> bytes:
         return base64.b64decode(standard + "=" * (-len(standard) % 4), validate=True)
     except binascii.Error as e:
         raise ValueError(str(e)) from e
-
-
-def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object hook that refuses repeated keys, which parsers resolve differently."""
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"the key '{key}' appears twice in one object")
-        result[key] = value
-    return result
 
 
 def _utf8_encodable(text: str) -> bool:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gate import descriptors, dsse, strict_json
-from gate.errors import InvalidReferenceError, PolicyFailureError
+from gate.errors import InvalidReferenceError, PolicyFailureError, RegistryError
 from gate.refs import DEFAULT_REGISTRY, Reference, parse_digest
 
 SIMPLE_SIGNING_MEDIA_TYPE = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -201,25 +201,14 @@ class SignatureLayer:
 
 def parse_layer(layer: object) -> SignatureLayer:
     """One layer descriptor, every field type-checked before it is believed."""
-    if not isinstance(layer, dict):
-        raise SignatureFormatError("a signature layer descriptor is not a JSON object")
-    digest, size, media_type = layer.get("digest"), layer.get("size"), layer.get("mediaType")
-    annotations = layer.get("annotations") or {}
-    if (
-        not isinstance(digest, str)
-        or not isinstance(size, int)
-        or isinstance(size, bool)
-        or size < 0
-        or not isinstance(media_type, str)
-        or not isinstance(annotations, dict)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in annotations.items())
-    ):
-        raise SignatureFormatError("a signature layer descriptor has fields of the wrong type")
     try:
-        parse_digest(digest)
-    except InvalidReferenceError as e:
-        raise SignatureFormatError("a signature layer descriptor has a malformed digest") from e
-    return SignatureLayer(digest=digest, size=size, media_type=media_type, annotations=annotations)
+        d = descriptors.Descriptor.from_dict(layer)
+    except RegistryError as e:
+        raise SignatureFormatError(
+            "a signature layer descriptor is malformed: "
+            + e.message.replace("the registry sent ", "")
+        ) from e
+    return SignatureLayer(d.digest, d.size, d.media_type, d.annotations)
 
 
 def parse_signature_manifest(manifest: Mapping[str, Any]) -> list[SignatureLayer]:

@@ -34,8 +34,8 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from gate import refs, strict_json
-from gate.descriptors import INDEX_MEDIA_TYPES, digest_of
-from gate.errors import InvalidReferenceError, UsageError
+from gate.descriptors import INDEX_MEDIA_TYPES, Descriptor, digest_of
+from gate.errors import InvalidReferenceError, RegistryError, UsageError
 from gate.refs import Reference, Source, SourceKind
 
 MAX_JSON_BYTES = 8 * 1024 * 1024
@@ -134,23 +134,14 @@ def _platform_label(descriptor: Mapping[str, Any]) -> str:
 
 
 def _descriptor(value: object, what: str) -> tuple[str, int, str]:
-    """digest, size and media type of a descriptor, type-checked."""
-    if not isinstance(value, dict):
-        raise LocalSourceError(f"{what} is not a descriptor object")
-    digest, size, media_type = value.get("digest"), value.get("size"), value.get("mediaType", "")
-    if (
-        not isinstance(digest, str)
-        or not isinstance(size, int)
-        or isinstance(size, bool)
-        or size < 0
-        or not isinstance(media_type, str)
-    ):
-        raise LocalSourceError(f"{what} has a digest, size or mediaType of the wrong type")
+    """digest, size and media type of a descriptor, type-checked (``Descriptor.from_dict``)."""
+    if isinstance(value, dict) and "mediaType" not in value:
+        value = {**value, "mediaType": ""}  # optional in index.json entries written by some tools
     try:
-        refs.parse_digest(digest)
-    except InvalidReferenceError as e:
-        raise LocalSourceError(f"{what}: {e.message}") from e
-    return digest, size, media_type
+        d = Descriptor.from_dict(value, lenient_media_type=True)
+    except RegistryError as e:
+        raise LocalSourceError(f"{what}: {e.message.replace('the registry sent ', '')}") from e
+    return d.digest, d.size, d.media_type
 
 
 class _Blobs:

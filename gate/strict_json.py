@@ -26,7 +26,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
-            raise DuplicateKeyError(f"duplicate key '{key[:40]}'")
+            raise DuplicateKeyError(f"the key '{key[:40]}' appears twice in one object")
         out[key] = value
     return out
 

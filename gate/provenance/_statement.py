@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gate import dsse
-from gate.dsse import Envelope, reject_duplicate_keys
+from gate import dsse, strict_json
+from gate.dsse import Envelope
 from gate.errors import InvalidReferenceError, PolicyFailureError, UsageError
 from gate.refs import SourceKind, parse_digest, parse_source
 
@@ -112,9 +112,9 @@ class Statement:
             return StatementError(f"{source} is not an in-toto statement: {why}")
 
         try:
-            document = json.loads(data, object_pairs_hook=reject_duplicate_keys)
-        except (ValueError, RecursionError) as e:
-            raise fail(f"it is not JSON ({e})") from e
+            document = strict_json.loads(data, "it", StatementError)
+        except StatementError as e:
+            raise fail(e.message) from e
         if not isinstance(document, dict):
             raise fail("it is not a JSON object")
         kind = document.get("_type")

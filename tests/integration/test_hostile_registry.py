@@ -90,6 +90,6 @@ def test_malformed_registry_data_is_that_images_error_only(
     assert "nested more than" in results[f"{host}/deep:1.0"]["reason"]
     assert results[f"{host}/index:1.0"]["status"] == "ERROR"
     assert results[f"{host}/badsig:1.0"]["status"] == "UNTRUSTED", results[f"{host}/badsig:1.0"]
-    assert "wrong type" in results[f"{host}/badsig:1.0"]["reason"]
+    assert "descriptor is malformed" in results[f"{host}/badsig:1.0"]["reason"]
     for result in results.values():
         assert result["reason"].count("\n") == 0
