@@ -15,6 +15,7 @@ from typing import Any
 
 from cryptography import x509
 
+from gate import strict_json
 from gate.dsse import DSSEError, Envelope
 from gate.sigstore._errors import KeylessError
 from gate.sigstore._rekor import LogEntry, entry_from_bundle
@@ -51,19 +52,14 @@ def split_bundles(data: bytes) -> list[bytes]:
     try:
         json.loads(text)
         return [text]
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         lines = [line for line in text.splitlines() if line.strip()]
         return lines if len(lines) > 1 else [text]
 
 
 def parse_bundle(data: bytes) -> Bundle:
     """Parse one bundle; raises KeylessError for anything malformed or unsupported."""
-    try:
-        doc = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise KeylessError(f"the bundle is not JSON ({e})") from e
-    if not isinstance(doc, dict):
-        raise KeylessError("the bundle is not a JSON object")
+    doc = strict_json.loads_object(data, "the bundle", KeylessError)
     minor = MEDIA_TYPES.get(str(doc.get("mediaType")))
     if minor is None:
         raise KeylessError(f"the bundle's media type {doc.get('mediaType')!r} is not supported")

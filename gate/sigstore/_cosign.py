@@ -19,6 +19,7 @@ from functools import lru_cache
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gate import strict_json
 from gate.keys import PublicKey
 from gate.sigstore._certs import chain_to_root, check_at
 from gate.sigstore._entries import Signed
@@ -91,7 +92,7 @@ def verify_cosign_keyless(
 def _cosign_timestamp(annotation: bytes) -> bytes:
     """The DER token of ``{"SignedRFC3161Timestamp": "<base64>"}``."""
     try:
-        doc = json.loads(annotation)
+        doc = strict_json.loads(annotation, "the RFC 3161 timestamp annotation", KeylessError)
         return base64.b64decode(doc["SignedRFC3161Timestamp"], validate=True)
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, binascii.Error) as e:
         raise KeylessError(f"the RFC 3161 timestamp annotation is malformed ({e})") from e

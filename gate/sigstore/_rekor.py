@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gate import merkle
+from gate import merkle, strict_json
 from gate.sigstore._errors import KeylessError
 from gate.sigstore._trust import LogKey
 
@@ -56,10 +56,7 @@ class LogEntry:
         return datetime.fromtimestamp(self.integrated_time, UTC)
 
     def body_json(self) -> Any:
-        try:
-            return json.loads(self.body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise KeylessError("the log entry body is not JSON") from None
+        return strict_json.loads(self.body, "the log entry body", KeylessError)
 
 
 def entry_from_bundle(doc: Any) -> LogEntry:
@@ -98,7 +95,7 @@ def entry_from_bundle(doc: Any) -> LogEntry:
 def entry_from_cosign(rekor_bundle: bytes) -> LogEntry:
     """Parse cosign's ``dev.sigstore.cosign/bundle`` annotation (SET + payload)."""
     try:
-        doc = json.loads(rekor_bundle)
+        doc = strict_json.loads(rekor_bundle, "the Rekor bundle annotation", KeylessError)
         payload = doc["Payload"]
         entry = LogEntry(
             log_index=int(payload["logIndex"]),

@@ -10,7 +10,6 @@ NOTE: sigstore-go pkg/verify/signed_entity.go; cosign pkg/cosign/verify.go.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
+from gate import strict_json
 from gate.errors import KeyLoadError
 from gate.keys import PublicKey
 from gate.sigstore._bundle import Bundle, parse_bundle
@@ -197,8 +197,8 @@ def _check_content(
 
 def _statement(payload: bytes) -> dict[str, Any]:
     try:
-        doc = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        doc = strict_json.loads(payload, "the DSSE payload", KeylessError)
+    except KeylessError:
         doc = None
     if not isinstance(doc, dict) or not isinstance(doc.get("predicateType"), str):
         raise KeylessError("the DSSE payload is not an in-toto statement")
