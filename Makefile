@@ -40,4 +40,5 @@ bench: install-test
 	$(PYTHON) bench/watch_bench.py
 	$(PYTHON) bench/ledger_bench.py
 	$(PYTHON) bench/latency_bench.py
+	$(PYTHON) bench/keyless_bench.py
 	$(PYTHON) bench/admission_bench.py
