@@ -21,11 +21,11 @@ from gate.errors import UsageError
 
 if TYPE_CHECKING:
     from gate import commands, manifests
-    from gate.keys import PublicKey
+    from gate.keys import PrivateKey, PublicKey
     from gate.ledger import Ledger
     from gate.policy import Policy
     from gate.result import Result
-    from gate.sigstore import Identity
+    from gate.sigstore import Identity, KeylessSigner
     from gate.usecase import Checker
 
 log = logging.getLogger("sealgate")
@@ -103,7 +103,7 @@ def sign(args: argparse.Namespace) -> int:
     from gate.sign import SignatureFormat
 
     annotations = _parse_annotations(args.annotation)
-    key = keys.load_private_key(args.key)
+    key = _signing_key(args)
     if args.provenance and args.report_dir:
         _report_dir(args.report_dir)  # before a signature is pushed, not after
     ctx = _context(args, args.images)
@@ -120,7 +120,11 @@ def sign(args: argparse.Namespace) -> int:
         print(f"Signed {signed.image}")
         for where in signed.written:
             log.info("  wrote %s", where)
-    if args.provenance:
+    if not isinstance(key, keys.PrivateKey):
+        from gate.sigstore import describe_keyless
+
+        print(describe_keyless(key))
+    if args.provenance and isinstance(key, keys.PrivateKey):  # keyless refused before work
         from gate import attest
 
         local = ("docker://", "oci:", "docker-archive:")
@@ -137,6 +141,28 @@ def sign(args: argparse.Namespace) -> int:
             + (f"; wrote {made.path}" if made.path else "")
         )
     return 0
+
+
+def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
+    """--key, or a keyless signer whose certificate is fetched now (before any image is read)."""
+    from gate import keys
+
+    if args.keyless == bool(args.key):
+        raise UsageError("give exactly one of --key KEY or --keyless")
+    if args.key:
+        return keys.load_private_key(args.key)
+    if args.provenance:
+        raise UsageError("--provenance with --keyless is not supported yet; sign it with --key")
+    from gate.sigstore import keyless_signer
+
+    return keyless_signer(
+        token=args.identity_token,
+        fulcio_url=args.fulcio_url,
+        rekor_url=args.rekor_url,
+        signing_config=args.signing_config,
+        trusted_roots=args.trusted_root,
+        env=os.environ,
+    )
 
 
 def _report_dir(path: str) -> Path:

@@ -1,0 +1,129 @@
+"""Keyless signing: an ephemeral key, a Fulcio certificate, a Rekor entry per signature.
+
+The private key lives only in this object's memory for one command; what is
+attached carries the certificate and the log's receipt instead of a key
+anyone could steal. Both of Sealgate's layouts are produced: the cosign v2
+``.sig`` layer annotations and the Sigstore bundle v0.3 cosign v3 writes.
+
+NOTE: cosign pkg/cosign/bundle (RekorBundle), pkg/oci/static (certificate and
+chain annotations); protobuf-specs sigstore_bundle.proto (Bundle v0.3:
+``verificationMaterial.certificate.rawBytes`` is the leaf only).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from gate import dsse
+from gate.keys import PrivateKey
+from gate.sigstore._fulcio import identity_of
+from gate.sigstore._fulcio_client import Certificate, request_certificate
+from gate.sigstore._oidc import IdentityToken
+from gate.sigstore._rekor_client import (
+    Logged,
+    bundle_tlog_entry,
+    cosign_bundle_annotation,
+    dsse_proposal,
+    hashedrekord,
+    upload,
+)
+from gate.sigstore._trust import TrustedRoot
+
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    fulcio: str
+    rekor: str
+
+
+PUBLIC_GOOD = Endpoints("https://fulcio.sigstore.dev", "https://rekor.sigstore.dev")
+
+
+@dataclass
+class KeylessSigner:
+    """Signs with a Fulcio certificate for ``token``; every signature goes to Rekor."""
+
+    token: IdentityToken
+    endpoints: Endpoints
+    roots: TrustedRoot
+    """Checks each Rekor answer's SET: the log must be one the verifier will trust."""
+    logged: list[Logged] = field(default_factory=list)
+    _key: PrivateKey | None = field(default=None, repr=False)
+    _cert: Certificate | None = field(default=None, repr=False)
+
+    def certificate(self) -> Certificate:
+        """The certificate, requested once per command (it lives ten minutes)."""
+        if self._cert is None:
+            private = ec.generate_private_key(ec.SECP256R1())
+            self._cert = request_certificate(self.endpoints.fulcio, self.token, private)
+            self._key = PrivateKey(private)
+        return self._cert
+
+    @property
+    def identity(self) -> str:
+        who = identity_of(self.certificate().leaf)
+        return f"{who.subject} (issuer {who.issuer})"
+
+    def _signing_key(self) -> PrivateKey:
+        self.certificate()
+        assert self._key is not None
+        return self._key
+
+    def legacy(self, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        """A ``.sig`` signature over ``payload`` and its keyless annotations."""
+        cert = self.certificate()
+        signature = self._signing_key().sign(payload)
+        entry = hashedrekord(hashlib.sha256(payload).digest(), signature, cert.leaf_pem())
+        logged = upload(self.endpoints.rekor, entry, entry["spec"], self.roots)
+        self.logged.append(logged)
+        return signature, {
+            CERTIFICATE_ANNOTATION: cert.leaf_pem().decode(),
+            CHAIN_ANNOTATION: cert.chain_pem().decode(),
+            BUNDLE_ANNOTATION: cosign_bundle_annotation(logged.entry),
+        }
+
+    def bundle(self, statement: bytes) -> bytes:
+        """A bundle v0.3: DSSE over ``statement``, the leaf certificate, the Rekor entry."""
+        cert = self.certificate()
+        envelope = dsse.sign(statement, "application/vnd.in-toto+json", self._signing_key())
+        env_doc = envelope.to_dict()
+        env_doc["signatures"] = [
+            {k: v for k, v in s.items() if not (k == "keyid" and v == "")}
+            for s in env_doc["signatures"]
+        ]
+        env_json = json.dumps(env_doc, separators=(",", ":")).encode()
+        verifier = base64.b64encode(cert.leaf_pem()).decode()
+        expected: dict[str, Any] = {
+            "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(env_json).hexdigest()},
+            "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(statement).hexdigest()},
+            "signatures": [
+                {"signature": s["sig"], "verifier": verifier} for s in env_doc["signatures"]
+            ],
+        }
+        logged = upload(
+            self.endpoints.rekor, dsse_proposal(env_json, cert.leaf_pem()), expected, self.roots
+        )
+        self.logged.append(logged)
+        doc = {
+            "mediaType": BUNDLE_V03,
+            "verificationMaterial": {
+                "certificate": {
+                    "rawBytes": base64.b64encode(cert.leaf.public_bytes(Encoding.DER)).decode()
+                },
+                "tlogEntries": [bundle_tlog_entry(logged.entry)],
+            },
+            "dsseEnvelope": env_doc,
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
