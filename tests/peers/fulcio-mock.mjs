@@ -1,0 +1,88 @@
+// A local Fulcio for Sealgate's keyless-signing tests: @sigstore/mock's CA, CT log and
+// signingCert handler, behind the checks the real Fulcio makes first.
+//
+//   node fulcio-mock.mjs JWKS_URL
+//
+// Listens on 127.0.0.1 (a free port) and prints one JSON line on stdout:
+//   {"url", "rootCertificate" (base64 DER), "ctlogPublicKey" (base64 SPKI DER), "ctlogId" (base64)}
+// then serves POST /api/v2/signingCert until stdin closes (so a dead test leaves no process).
+//
+// Before the mock issues a certificate, like Fulcio (docs/how-certificate-issuing-works.md):
+//  - the OIDC token's signature verifies with the issuer's JWKS and its audience is "sigstore";
+//  - the proof of possession (publicKeyRequest.proofOfPossession) is the request key's
+//    signature over the token's email, else sub;
+//  - the SAN is the issuer's subject: GitHub https://github.com/<job_workflow_ref>,
+//    GitLab https://gitlab.com/<ci_config_ref_uri>, else sub (Fulcio's config.go issuer types).
+// Wrapper fixes from PEERS.md §4: the token may come as Authorization: Bearer, and PEM lines
+// are re-wrapped to 64 columns (the mock writes one long line).
+import crypto from 'node:crypto';
+import http from 'node:http';
+import * as jose from 'jose';
+import { fulcioHandler, initializeCA, initializeCTLog } from '@sigstore/mock';
+
+const jwks = jose.createRemoteJWKSet(new URL(process.argv[2]));
+const keyPair = () => crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const ctlog = await initializeCTLog(keyPair());
+const ca = await initializeCA(keyPair(), ctlog);
+const handler = fulcioHandler(ca, { subjectClaim: 'sealgate_san' });
+
+function subjectOf(claims) {
+  if (claims.iss === 'https://token.actions.githubusercontent.com' || claims.job_workflow_ref) {
+    return `https://github.com/${claims.job_workflow_ref}`;
+  }
+  if (claims.ci_config_ref_uri) return `https://${claims.ci_config_ref_uri}`;
+  return claims.email || claims.sub;
+}
+
+function pem64(text) {
+  return text.replace(/-----BEGIN ([A-Z ]+)-----\n?([A-Za-z0-9+/=\n]+?)\n?-----END \1-----/g,
+    (_, label, b64) => `-----BEGIN ${label}-----\n${b64.replace(/\n/g, '').match(/.{1,64}/g).join('\n')}\n-----END ${label}-----`);
+}
+
+async function signingCert(body, auth) {
+  const req = JSON.parse(body);
+  const token = req.credentials?.oidcIdentityToken || (auth || '').replace(/^Bearer /i, '');
+  let claims;
+  try {
+    ({ payload: claims } = await jose.jwtVerify(token, jwks, { audience: 'sigstore' }));
+  } catch (e) {
+    return [401, `invalid identity token: ${e.code || e.message}`];
+  }
+  const pk = req.publicKeyRequest;
+  if (!pk?.publicKey?.content || !pk.proofOfPossession) return [400, 'missing publicKeyRequest'];
+  const ok = crypto.verify('sha256', Buffer.from(claims.email || claims.sub),
+    crypto.createPublicKey(pk.publicKey.content), Buffer.from(pk.proofOfPossession, 'base64'));
+  if (!ok) return [400, 'the proof of possession does not verify'];
+  const forged = [jose.base64url.encode(JSON.stringify({ alg: 'none' })),
+    jose.base64url.encode(JSON.stringify({ ...claims, sealgate_san: subjectOf(claims) })), ''].join('.');
+  const out = await handler.fn(JSON.stringify({ ...req, credentials: { oidcIdentityToken: forged } }));
+  return [out.statusCode, pem64(String(out.response))];
+}
+
+const server = http.createServer((request, response) => {
+  const chunks = [];
+  request.on('data', (c) => chunks.push(c));
+  request.on('end', async () => {
+    let status = 404, text = 'not found';
+    if (request.method === 'POST' && request.url === '/api/v2/signingCert') {
+      try {
+        [status, text] = await signingCert(Buffer.concat(chunks).toString(), request.headers.authorization);
+      } catch (e) {
+        [status, text] = [400, String(e.message || e)];
+      }
+    }
+    response.writeHead(status, { 'Content-Type': status < 300 ? 'application/json' : 'text/plain' });
+    response.end(text);
+  });
+});
+server.listen(0, '127.0.0.1', () => {
+  const b64 = (v) => Buffer.from(v.buffer ? new Uint8Array(v.buffer, v.byteOffset ?? 0, v.byteLength) : v).toString('base64');
+  process.stdout.write(JSON.stringify({
+    url: `http://127.0.0.1:${server.address().port}`,
+    rootCertificate: b64(ca.rootCertificate),
+    ctlogPublicKey: b64(Buffer.from(ctlog.publicKey)),
+    ctlogId: b64(Buffer.from(ctlog.logID)),
+  }) + '\n');
+});
+process.stdin.on('end', () => process.exit(0));
+process.stdin.resume();
