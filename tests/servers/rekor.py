@@ -128,7 +128,8 @@ class Rekor:
         )
         note = f"{self.key_name} - {TREE_ID}\n{size}\n{base64.b64encode(root).decode()}\n"
         note_sig = self.key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
-        checkpoint = f"{note}\n\u2014 {self.key_name} {base64.b64encode(self.log_id[:4] + note_sig).decode()}\n"
+        signature = base64.b64encode(self.log_id[:4] + note_sig).decode()
+        checkpoint = f"{note}\n\u2014 {self.key_name} {signature}\n"
         return {
             merkle.leaf_hash(raw).hex(): {
                 "body": base64.b64encode(raw).decode(),
