@@ -497,6 +497,24 @@ def policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def policy_init(args: argparse.Namespace) -> int:
+    from gate.policy_init import from_github
+
+    text = from_github(args.from_github, args.ref, root=args.trusted_root)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {target}: {e.strerror}") from None
+    print(f"Wrote {target}")
+    return 0
+
+
 def policy_explain(args: argparse.Namespace) -> int:
     from gate import policy, refs
 

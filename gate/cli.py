@@ -409,6 +409,24 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file")
     explain.add_argument("image")
     explain.set_defaults(handler=handlers.policy_explain)
+    init = policy.add_parser(
+        "init", help="write a policy trusting one GitHub workflow's keyless signatures"
+    )
+    init.add_argument(
+        "--from-github",
+        required=True,
+        metavar="OWNER/REPO[/WORKFLOW]",
+        help="the repository (any workflow) or one workflow file, e.g. acme/app/release.yml",
+    )
+    init.add_argument(
+        "--ref",
+        default="refs/heads/main",
+        help="git ref signing runs on; may end in * (default refs/heads/main)",
+    )
+    init.add_argument("--trusted-root", metavar="FILE", help="a trust root to name in the policy")
+    init.add_argument("-o", "--output", metavar="FILE", help="write there (default: stdout)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    init.set_defaults(handler=handlers.policy_init)
     return parser
 
 

@@ -337,3 +337,53 @@ def test_cosign_v3_verifies_keyless_signatures(
     assert done.returncode == 0, done.stderr[-2000:]
     assert "transparency log was verified offline" in done.stderr
     assert verify(GITHUB_SAN.replace("payments", "other")).returncode != 0
+
+
+def _identity_of_policy(text: str) -> Identity:
+    import yaml
+
+    doc = yaml.safe_load(text)
+    (signer,) = doc["signers"]
+    keyless = signer["keyless"]
+    return Identity(
+        issuer=keyless["issuer"],
+        subject=keyless.get("subject"),
+        subject_regex=keyless.get("subject_regex"),
+        claims=keyless.get("claims", {}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "ref", "trusted"),
+    [
+        ("acme/payments/release.yml", "refs/heads/main", True),
+        ("acme/payments", "refs/heads/*", True),
+        ("acme/payments/deploy.yml", "refs/heads/main", False),
+        ("acme/other/release.yml", "refs/heads/main", False),
+        ("acme/payments/release.yml", "refs/tags/v*", False),
+    ],
+)
+def test_policy_init_from_github_matches_the_workflow_certificate(
+    spec: str,
+    ref: str,
+    trusted: bool,
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """What `policy init --from-github` writes accepts that workflow's certificate, and only it."""
+    image = push_random_image(registry, f"keyless/init-{abs(hash((spec, ref))):x}")
+    token = stack.issuer.token(oidc.github_claims())
+    assert sign(stack, str(image), "--identity-token", token, "--format", "bundle") == 0
+    capsys.readouterr()
+    assert main(["policy", "init", "--from-github", spec, "--ref", ref]) == 0
+    who = _identity_of_policy(capsys.readouterr().out)
+    bundle = referrer_bundle(registry, image)
+    roots = TrustedRoot.load(stack.root_path)
+    if trusted:
+        verify_bundle(bundle, image.digest or "", identity=who, key=None, roots=roots)
+    else:
+        with pytest.raises(KeylessError):
+            verify_bundle(bundle, image.digest or "", identity=who, key=None, roots=roots)
