@@ -24,6 +24,7 @@ SECRET_INPUTS = (
     "registry-password",
     "github-token",
     "gitlab-token",
+    "identity-token",
 )
 """Inputs whose values are masked in the log and scrubbed from everything written."""
 
@@ -103,6 +104,16 @@ class Inputs:
     summary: bool = True
     provenance: bool = True
     report_dir: str = DEFAULT_REPORT_DIR
+    identity_token: str | None = field(default=None, repr=False)
+    """Keyless signing (no ``key``): else SIGSTORE_ID_TOKEN or GitHub's token endpoint."""
+    fulcio_url: str | None = None
+    rekor_url: str | None = None
+    signing_config: str | None = None
+    trusted_root: tuple[str, ...] = ()
+
+    @property
+    def keyless(self) -> bool:
+        return self.command == "sign" and not self.key
 
 
 def read(env: Mapping[str, str]) -> Inputs:
@@ -139,8 +150,14 @@ def read(env: Mapping[str, str]) -> Inputs:
         status_context=raw(env, "status-context") or f"sealgate/{command}",
         fail_on=fail_on,
         summary=_bool(env, "summary", True),
-        provenance=_bool(env, "provenance", command == "sign"),
+        # Keyless signing attaches no provenance yet: on by default only with a key.
+        provenance=_bool(env, "provenance", command == "sign" and key is not None),
         report_dir=raw(env, "report-dir") or DEFAULT_REPORT_DIR,
+        identity_token=raw(env, "identity-token") or None,
+        fulcio_url=raw(env, "fulcio-url") or None,
+        rekor_url=raw(env, "rekor-url") or None,
+        signing_config=raw(env, "signing-config") or None,
+        trusted_root=split_list(raw(env, "trusted-root")),
     )
     _require(inputs)
     return inputs
@@ -157,8 +174,12 @@ def _require(inputs: Inputs) -> None:
     need: list[str] = []
     if inputs.command in ("sign", "verify", "attest") and not inputs.images:
         need.append("images")
-    if inputs.command in ("sign", "attest") and not inputs.key:
+    if inputs.command == "attest" and not inputs.key:
         need.append("key")
+    if inputs.keyless and inputs.provenance:
+        raise UsageError(
+            "keyless signing attaches no provenance yet: give a 'key' or set 'provenance: false'"
+        )
     if inputs.command in ("gate", "pin-check") and not inputs.manifests:
         need.append("manifests")
     if inputs.command == "gate" and not inputs.policy:

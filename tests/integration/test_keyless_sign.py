@@ -10,6 +10,7 @@ cosign v3. Every failure must attach nothing to the registry.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -387,3 +388,60 @@ def test_policy_init_from_github_matches_the_workflow_certificate(
     else:
         with pytest.raises(KeylessError):
             verify_bundle(bundle, image.digest or "", identity=who, key=None, roots=roots)
+
+
+def test_action_signs_keylessly_without_a_key(
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No `key` input, the runner's id-token endpoint: summary and status name who signed."""
+    import io
+
+    import action
+    from tests.servers.github import GitHubServer
+    from tests.unit.test_action_workflow import parse_output_file
+
+    ref = push_random_image(registry, "keyless/action")
+    root, files = tmp_path / "workspace", tmp_path / "files"
+    root.mkdir()
+    files.mkdir()
+    (files / "output").touch()
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"ref": "refs/heads/main", "after": "1" * 40}))
+    monkeypatch.chdir(root)
+    with GitHubServer() as github:
+        env = {
+            "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(root),
+            "GITHUB_REPOSITORY": "acme/payments", "GITHUB_SHA": "1" * 40,
+            "GITHUB_REF": "refs/heads/main", "GITHUB_EVENT_NAME": "push",
+            "GITHUB_EVENT_PATH": str(event), "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_API_URL": github.url, "GITHUB_RUN_ID": "7",
+            "GITHUB_OUTPUT": str(files / "output"), "GITHUB_STEP_SUMMARY": str(files / "summary"),
+            "PATH": "/usr/bin:/bin", **stack.issuer.runner_env(),
+            "SEALGATE_COMMAND": "sign", "SEALGATE_IMAGES": str(ref),
+            "SEALGATE_GITHUB_TOKEN": "ghs_statusToken0123456789",
+            "SEALGATE_SIGNING_CONFIG": str(stack.config_path),
+            "SEALGATE_TRUSTED_ROOT": str(stack.root_path),
+        }  # fmt: skip
+        out = io.StringIO()
+        code = action.main(env, out)
+        (post,) = github.statuses()
+    log = out.getvalue() + capsys.readouterr().out
+    assert code == 0, log
+    outputs = parse_output_file((files / "output").read_text())
+    assert outputs["signer"] == GITHUB_SAN
+    entries = outputs["rekor-entries"].splitlines()
+    assert len(entries) == 2 and all(e.startswith(stack.rekor.url) for e in entries)
+    summary = (files / "summary").read_text()
+    assert GITHUB_SAN in summary and f"]({entries[0]})" in summary
+    status = post.json()
+    assert status["state"] == "success" and GITHUB_SAN[:60] in status["description"]
+    assert status["target_url"] == entries[0]
+    _, notes = legacy_layer(registry, ref)
+    assert "dev.sigstore.cosign/certificate" in notes
+    assert referrer_bundle(registry, ref)

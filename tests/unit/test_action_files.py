@@ -33,6 +33,8 @@ def test_every_input_maps_to_its_sealgate_variable() -> None:
         "report-dir",
         "provenance-path",
         "vsa-path",
+        "signer",
+        "rekor-entries",
     }
     for name in _env.SECRET_INPUTS:
         if name != "gitlab-token":  # GitLab only: a CI/CD variable, not an action input
