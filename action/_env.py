@@ -53,6 +53,10 @@ def secrets(env: Mapping[str, str]) -> list[str]:
         for text in (env.get(variable(name), ""), env.get("INPUT_" + name.upper(), "")):
             if text.strip() and text.strip() not in found:
                 found.append(text.strip())
+    # GitLab's `id_tokens:` entry for keyless signing is not masked by GitLab itself.
+    oidc = env.get("SIGSTORE_ID_TOKEN", "").strip()
+    if oidc and oidc not in found:
+        found.append(oidc)
     return found
 
 
