@@ -117,7 +117,7 @@ class Inputs:
 
     @property
     def keyless(self) -> bool:
-        return self.command == "sign" and not self.key
+        return self.command in ("sign", "attest") and not self.key
 
 
 def read(env: Mapping[str, str]) -> Inputs:
@@ -154,8 +154,7 @@ def read(env: Mapping[str, str]) -> Inputs:
         status_context=raw(env, "status-context") or f"sealgate/{command}",
         fail_on=fail_on,
         summary=_bool(env, "summary", True),
-        # Keyless signing attaches no provenance yet: on by default only with a key.
-        provenance=_bool(env, "provenance", command == "sign" and key is not None),
+        provenance=_bool(env, "provenance", command == "sign"),
         report_dir=raw(env, "report-dir") or DEFAULT_REPORT_DIR,
         identity_token=raw(env, "identity-token") or None,
         fulcio_url=raw(env, "fulcio-url") or None,
@@ -178,12 +177,7 @@ def _require(inputs: Inputs) -> None:
     need: list[str] = []
     if inputs.command in ("sign", "verify", "attest") and not inputs.images:
         need.append("images")
-    if inputs.command == "attest" and not inputs.key:
-        need.append("key")
-    if inputs.keyless and inputs.provenance:
-        raise UsageError(
-            "keyless signing attaches no provenance yet: give a 'key' or set 'provenance: false'"
-        )
+
     if inputs.command in ("gate", "pin-check") and not inputs.manifests:
         need.append("manifests")
     if inputs.command == "gate" and not inputs.policy:

@@ -23,8 +23,6 @@ from gate.policy import Policy
 from gate.report import OutputFormat, ReportContext, prepare_dir, render, summary_line
 from gate.report._markdown import code, md
 from gate.result import Result, fails
-from gate.sign import SignatureFormat
-from gate.sigstore import identity_of
 from gate.usecase import Checked, Checker, Reporting
 
 
@@ -73,7 +71,9 @@ def _sign(
     inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner, ctx: commands.Context
 ) -> Outcome:
     if inputs.keyless:
-        return _sign_keyless(inputs, env, runner, ctx)
+        from action._keyless import sign_without_key
+
+        return sign_without_key(inputs, env, runner, ctx)
     key = _key(inputs, env)
     started = datetime.now(UTC)
     runner.info(f"Signing key {key.public_key.short_id} ({key.public_key.algorithm})")
@@ -106,58 +106,13 @@ def _sign(
     return outcome
 
 
-def _sign_keyless(
-    inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner, ctx: commands.Context
-) -> Outcome:
-    """No key: the job's OIDC identity, a Fulcio certificate, a Rekor entry per signature."""
-    from gate.sigstore import keyless_signer
-
-    signer = keyless_signer(
-        token=inputs.identity_token,
-        fulcio_url=inputs.fulcio_url,
-        rekor_url=inputs.rekor_url,
-        signing_config=inputs.signing_config,
-        trusted_roots=inputs.trusted_root,
-        env=env,
-    )
-    who = identity_of(signer.certificate().leaf)
-    runner.info(f"Keyless: signing as {who.subject} (issuer {who.issuer})")
-    with runner.group(f"Signing {len(inputs.images)} image(s) keylessly"):
-        signed = commands.sign(ctx, inputs.images, signer, fmt=SignatureFormat.BOTH)
-        for item in signed:
-            runner.info(f"signed {item.image}")
-    entries = [logged.url for logged in signer.logged]
-    plural = "s" if len(signed) != 1 else ""
-    outcome = Outcome(State.SUCCESS, f"✅ signed {len(signed)} image{plural} as {who.subject}", 0)
-    outcome.outputs["digests"] = json.dumps(
-        {text: s.digest for text, s in zip(inputs.images, signed, strict=False)}, sort_keys=True
-    )
-    outcome.target_url = entries[0] if entries else None
-    outcome.outputs["signer"] = who.subject
-    outcome.outputs["rekor-entries"] = "\n".join(entries)
-    lines = [
-        f"### ✅ Sealgate signed {len(signed)} image{plural} without a key",
-        "",
-        f"Identity {code(who.subject)} · issuer {code(who.issuer or '')} · "
-        f"Sealgate {md(__version__)}",
-        "",
-        "| Image | Digest | Written |",
-        "|---|---|---|",
-        *(
-            f"| {code(s.image.partition('@')[0])} | {code(s.digest)} | "
-            f"{'<br>'.join(code(w) for w in s.written)} |"
-            for s in signed
-        ),
-        "",
-        "Rekor entries: " + ", ".join(f"[{i + 1}]({u})" for i, u in enumerate(entries)),
-    ]
-    outcome.markdown = "\n".join(lines) + "\n"
-    return outcome
-
-
 def _attest(
     inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner, ctx: commands.Context
 ) -> Outcome:
+    if inputs.keyless:
+        from action._keyless import attest_without_key
+
+        return attest_without_key(inputs, env, runner, ctx)
     key = _key(inputs, env)
     started = datetime.now(UTC)
     pairs = attest.resolve_digests(ctx.client, inputs.images)

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gate import __version__
 from gate.errors import UsageError
@@ -107,6 +107,16 @@ def sign(args: argparse.Namespace) -> int:
     if args.provenance and args.report_dir:
         _report_dir(args.report_dir)  # before a signature is pushed, not after
     ctx = _context(args, args.images)
+    keyless_provenance: list[Any] = []
+
+    def make_provenance(pairs: list[tuple[str, str]]) -> None:
+        """Keyless: sign and log the provenance before any signature is pushed."""
+        from gate import attest_keyless
+
+        assert not isinstance(key, keys.PrivateKey)
+        keyless_provenance.append(attest_keyless.make(key, pairs, env=os.environ))
+
+    keyless = not isinstance(key, keys.PrivateKey)
     done = commands.sign(
         ctx,
         args.images,
@@ -115,6 +125,7 @@ def sign(args: argparse.Namespace) -> int:
         fmt=SignatureFormat(args.format),
         recursive=args.recursive,
         push=args.push,
+        before_attach=make_provenance if keyless and args.provenance else None,
     )
     for signed in done:
         print(f"Signed {signed.image}")
@@ -124,22 +135,26 @@ def sign(args: argparse.Namespace) -> int:
         from gate.sigstore import describe_keyless
 
         print(describe_keyless(key))
-    if args.provenance and isinstance(key, keys.PrivateKey):  # keyless refused before work
+    if not args.provenance:
+        return 0
+    directory = Path(args.report_dir) if args.report_dir else None
+    if keyless_provenance:
+        from gate import attest_keyless
+
+        made = attest_keyless.attach(ctx.client, keyless_provenance[0], directory)
+        count = len(keyless_provenance[0].images)
+    else:
         from gate import attest
 
+        assert isinstance(key, keys.PrivateKey)
         local = ("docker://", "oci:", "docker-archive:")
         pairs = [(s.image, s.digest) for s in done if not s.image.startswith(local)]
-        made = attest.provenance(
-            ctx.client,
-            pairs,
-            key,
-            env=os.environ,
-            directory=Path(args.report_dir) if args.report_dir else None,
-        )
-        print(
-            f"Attached signed SLSA provenance to {len(pairs)} image(s)"
-            + (f"; wrote {made.path}" if made.path else "")
-        )
+        made = attest.provenance(ctx.client, pairs, key, env=os.environ, directory=directory)
+        count = len(pairs)
+    print(
+        f"Attached signed SLSA provenance to {count} image(s)"
+        + (f"; wrote {made.path}" if made.path else "")
+    )
     return 0
 
 
@@ -152,7 +167,9 @@ def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
     if args.key:
         return keys.load_private_key(args.key)
     if args.provenance:
-        raise UsageError("--provenance with --keyless is not supported yet; sign it with --key")
+        from gate.provenance import BuildContext
+
+        BuildContext.from_environment(os.environ)  # outside CI: exit 2 before a token is used
     from gate.sigstore import keyless_signer
 
     return keyless_signer(

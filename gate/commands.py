@@ -7,7 +7,7 @@ and writes summaries; both end up here, so they cannot drift apart.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -239,10 +239,13 @@ def sign(
     fmt: SignatureFormat = SignatureFormat.LEGACY,
     recursive: bool = False,
     push: bool = False,
+    before_attach: Callable[[list[tuple[str, str]]], None] | None = None,
 ) -> list[Signed]:
+    """``before_attach`` (keyless only) sees every (image@digest, digest) once all are
+    signed and logged, before the first push: keyless provenance is made there."""
     parsed = [refs.parse_source(text) for text in images]  # all valid before anything is written
     if not isinstance(key, keys.PrivateKey):
-        return _sign_keyless(ctx, parsed, key, annotations, fmt, recursive)
+        return _sign_keyless(ctx, parsed, key, annotations, fmt, recursive, before_attach)
     local = {s.text: open_local(s) for s in parsed if s.reference is None}
     out: list[Signed] = []
     for source in parsed:
@@ -275,6 +278,7 @@ def _sign_keyless(
     annotations: Mapping[str, str] | None,
     fmt: SignatureFormat,
     recursive: bool,
+    before_attach: Callable[[list[tuple[str, str]]], None] | None,
 ) -> list[Signed]:
     """Every image certified and logged first, then attached: a failure attaches nothing."""
     registry = []
@@ -291,6 +295,8 @@ def _sign_keyless(
         )
         for ref in registry
     ]
+    if before_attach is not None:
+        before_attach([(f"{ref.name}@{d}", d) for ref, pending in made for d, _ in pending])
     return [signed for ref, pending in made for signed in attach(ctx.client, ref, pending)]
 
 

@@ -88,16 +88,17 @@ class KeylessSigner:
         entry = hashedrekord(hashlib.sha256(payload).digest(), signature, cert.leaf_pem())
         logged = upload(self.endpoints.rekor, entry, entry["spec"], self.roots)
         self.logged.append(logged)
-        return signature, {
-            CERTIFICATE_ANNOTATION: cert.leaf_pem().decode(),
-            CHAIN_ANNOTATION: cert.chain_pem().decode(),
-            BUNDLE_ANNOTATION: cosign_bundle_annotation(logged.entry),
-        }
+        return signature, self.annotations(logged)
 
     def bundle(self, statement: bytes) -> bytes:
         """A bundle v0.3: DSSE over ``statement``, the leaf certificate, the Rekor entry."""
+        return self.sign_statement(statement)[0]
+
+    def sign_statement(self, statement: bytes) -> tuple[bytes, bytes, Logged]:
+        """(bundle v0.3, the envelope JSON exactly as logged, the Rekor entry) for an in-toto
+        statement; the envelope is what a cosign ``.att`` layer carries."""
         cert = self.certificate()
-        envelope = dsse.sign(statement, "application/vnd.in-toto+json", self._signing_key())
+        envelope = dsse.sign(statement, dsse.PAYLOAD_TYPE_INTOTO, self._signing_key())
         env_doc = envelope.to_dict()
         env_doc["signatures"] = [
             {k: v for k, v in s.items() if not (k == "keyid" and v == "")}
@@ -126,4 +127,13 @@ class KeylessSigner:
             },
             "dsseEnvelope": env_doc,
         }
-        return json.dumps(doc, separators=(",", ":")).encode()
+        return json.dumps(doc, separators=(",", ":")).encode(), env_json, logged
+
+    def annotations(self, logged: Logged) -> dict[str, str]:
+        """cosign's keyless layer annotations for one logged signature."""
+        cert = self.certificate()
+        return {
+            CERTIFICATE_ANNOTATION: cert.leaf_pem().decode(),
+            CHAIN_ANNOTATION: cert.chain_pem().decode(),
+            BUNDLE_ANNOTATION: cosign_bundle_annotation(logged.entry),
+        }

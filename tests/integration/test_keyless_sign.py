@@ -92,6 +92,13 @@ def nothing_attached(registry: RegistryServer, ref: Reference) -> bool:
     return registry.client().list_tags(ref.repository) == ["latest"]
 
 
+def token_free(text: str, stack: sigstore_stack.Stack) -> bool:
+    """No identity token (or the runner's request token) in ``text``, except in the
+    ``::add-mask::`` line that tells the runner to hide it."""
+    shown = "\n".join(line for line in text.splitlines() if not line.startswith("::add-mask::"))
+    return stack.issuer.request_token not in shown and ".eyJ" not in shown
+
+
 def js_verify(node: str, bundle: Path, root: Path, digest: str, san: str, issuer: str) -> Any:
     return subprocess.run(
         [node, str(PEERS / "sigstore-peer.mjs"), "verify-keyless", str(bundle), str(root),
@@ -390,7 +397,9 @@ def test_policy_init_from_github_matches_the_workflow_certificate(
             verify_bundle(bundle, image.digest or "", identity=who, key=None, roots=roots)
 
 
+@pytest.mark.parametrize("command", ["sign", "attest"])
 def test_action_signs_keylessly_without_a_key(
+    command: str,
     stack: sigstore_stack.Stack,
     registry: RegistryServer,
     push_random_image: Callable[..., Reference],
@@ -406,7 +415,7 @@ def test_action_signs_keylessly_without_a_key(
     from tests.servers.github import GitHubServer
     from tests.unit.test_action_workflow import parse_output_file
 
-    ref = push_random_image(registry, "keyless/action")
+    ref = push_random_image(registry, f"keyless/action-{command}")
     root, files = tmp_path / "workspace", tmp_path / "files"
     root.mkdir()
     files.mkdir()
@@ -423,7 +432,7 @@ def test_action_signs_keylessly_without_a_key(
             "GITHUB_API_URL": github.url, "GITHUB_RUN_ID": "7",
             "GITHUB_OUTPUT": str(files / "output"), "GITHUB_STEP_SUMMARY": str(files / "summary"),
             "PATH": "/usr/bin:/bin", **stack.issuer.runner_env(),
-            "SEALGATE_COMMAND": "sign", "SEALGATE_IMAGES": str(ref),
+            "SEALGATE_COMMAND": command, "SEALGATE_IMAGES": str(ref),
             "SEALGATE_GITHUB_TOKEN": "ghs_statusToken0123456789",
             "SEALGATE_SIGNING_CONFIG": str(stack.config_path),
             "SEALGATE_TRUSTED_ROOT": str(stack.root_path),
@@ -436,12 +445,120 @@ def test_action_signs_keylessly_without_a_key(
     outputs = parse_output_file((files / "output").read_text())
     assert outputs["signer"] == GITHUB_SAN
     entries = outputs["rekor-entries"].splitlines()
-    assert len(entries) == 2 and all(e.startswith(stack.rekor.url) for e in entries)
+    # sign: the .sig signature, the bundle signature, the provenance; attest: the provenance
+    assert len(entries) == (3 if command == "sign" else 1)
+    assert all(e.startswith(stack.rekor.url) for e in entries)
+    assert outputs["provenance-path"].endswith("provenance.intoto.jsonl")
     summary = (files / "summary").read_text()
     assert GITHUB_SAN in summary and f"]({entries[0]})" in summary
     status = post.json()
     assert status["state"] == "success" and GITHUB_SAN[:60] in status["description"]
     assert status["target_url"] == entries[0]
-    _, notes = legacy_layer(registry, ref)
-    assert "dev.sigstore.cosign/certificate" in notes
-    assert referrer_bundle(registry, ref)
+    if command == "sign":
+        _, notes = legacy_layer(registry, ref)
+        assert "dev.sigstore.cosign/certificate" in notes
+    att = registry.client().find_manifest(
+        ref.repository, signatures.attachment_tag(ref.digest or "", "att")
+    )
+    assert att is not None
+    assert token_free(log + summary + (files / "output").read_text(), stack)
+
+
+CI_ENV = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/payments",
+    "GITHUB_SHA": "a" * 40,
+    "GITHUB_REF": "refs/heads/main",
+    "GITHUB_WORKFLOW_REF": "acme/payments/.github/workflows/release.yml@refs/heads/main",
+    "GITHUB_RUN_ID": "1001",
+    "GITHUB_RUN_ATTEMPT": "1",
+    "GITHUB_EVENT_NAME": "push",
+}
+
+
+def test_keyless_provenance_both_layouts(
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sign --keyless --provenance`: the .att and the referrer verify (gate, cosign v3)."""
+    from .peers import Runner, peer
+
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+    ref = push_random_image(registry, "keyless/provenance")
+    token = stack.issuer.token(oidc.github_claims())
+    out_dir = tmp_path / "out"
+    code = sign(stack, str(ref), "--identity-token", token, "--provenance",
+                "--report-dir", str(out_dir))  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Attached signed SLSA provenance to 1 image(s)" in out
+    roots = TrustedRoot.load(stack.root_path)
+    who = Identity(issuer=oidc.GITHUB_ISSUER, subject=GITHUB_SAN)
+    slsa = "https://slsa.dev/provenance/v1"
+
+    bundles = [
+        d for d in registry.client().referrers(ref.repository, ref.digest or "")
+        if d.artifact_type == signatures.BUNDLE_MEDIA_TYPE
+    ]  # fmt: skip
+    assert len(bundles) == 1  # the provenance; signatures were the legacy form only
+    client = registry.client()
+    manifest = client.get_manifest(ref.repository, bundles[0].digest).json()
+    assert manifest["annotations"]["dev.sigstore.bundle.predicateType"] == slsa
+    bundle = client.get_blob(ref.repository, manifest["layers"][0]["digest"])
+    done = verify_bundle(
+        bundle, ref.digest or "", identity=who, key=None, roots=roots, predicate_type=slsa
+    )
+    assert done.identity == GITHUB_SAN
+    assert (out_dir / "provenance.sigstore.jsonl").read_bytes() == bundle + b"\n"
+    assert (out_dir / "provenance.intoto.jsonl").is_file()
+
+    att = client.find_manifest(ref.repository, signatures.attachment_tag(ref.digest or "", "att"))
+    assert att is not None
+    (layer,) = signatures.parse_signature_manifest(att.json())
+    assert {"dev.sigstore.cosign/certificate", "dev.sigstore.cosign/bundle"} <= set(
+        layer.annotations
+    )
+
+    cosign = Runner(peer("cosign-v3"), tmp_path / "home")
+    image = f"{registry.host}/{ref.repository.path}@{ref.digest}"
+    for extra in ([], ["--new-bundle-format=false"]):
+        done_c = cosign.run(
+            "verify-attestation", "--type", "slsaprovenance1", "--allow-http-registry",
+            "--trusted-root", str(stack.root_path), "--certificate-identity", GITHUB_SAN,
+            "--certificate-oidc-issuer", oidc.GITHUB_ISSUER, *extra, image,
+        )  # fmt: skip
+        assert done_c.returncode == 0, (extra, done_c.stderr[-2000:])
+
+
+def test_keyless_provenance_failure_attaches_no_signature_either(
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The image's signature is logged, the provenance's Rekor upload fails: nothing is pushed."""
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+    ref = push_random_image(registry, "keyless/provenance-fails")
+    token = stack.issuer.token(oidc.github_claims())
+    rekor = stack.rekor
+    real_add = rekor.add
+
+    def signatures_only(proposed: dict[str, Any]) -> dict[str, Any]:
+        if proposed["kind"] != "hashedrekord":
+            raise ValueError("this log takes no dsse entries today")  # answered as HTTP 400
+        return real_add(proposed)
+
+    monkeypatch.setattr(rekor, "add", signatures_only)
+    assert sign(stack, str(ref), "--identity-token", token, "--provenance") == 3
+    assert "refused the entry (HTTP 400)" in capsys.readouterr().err
+    assert nothing_attached(registry, ref)

@@ -108,6 +108,6 @@ def test_gitlab_keyless_template_mints_a_sigstore_token() -> None:
     job = template[".sealgate-sign-keyless"]
     assert job["extends"] == ".sealgate-base"
     assert job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
-    assert job["variables"] == {"SEALGATE_COMMAND": "sign", "SEALGATE_PROVENANCE": "false"}
+    assert job["variables"] == {"SEALGATE_COMMAND": "sign"}
     assert "SEALGATE_KEY" not in job["variables"]
     assert _env.secrets({"SIGSTORE_ID_TOKEN": "a.b.c"}) == ["a.b.c"]
