@@ -112,6 +112,7 @@ class Inputs:
     """Keyless signing (no ``key``): else SIGSTORE_ID_TOKEN or GitHub's token endpoint."""
     fulcio_url: str | None = None
     rekor_url: str | None = None
+    tsa_url: str | None = None
     signing_config: str | None = None
     trusted_root: tuple[str, ...] = ()
 
@@ -159,6 +160,7 @@ def read(env: Mapping[str, str]) -> Inputs:
         identity_token=raw(env, "identity-token") or None,
         fulcio_url=raw(env, "fulcio-url") or None,
         rekor_url=raw(env, "rekor-url") or None,
+        tsa_url=raw(env, "tsa-url") or None,
         signing_config=raw(env, "signing-config") or None,
         trusted_root=split_list(raw(env, "trusted-root")),
     )

@@ -30,6 +30,7 @@ def _signer(inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner) ->
         signing_config=inputs.signing_config,
         trusted_roots=inputs.trusted_root,
         env=env,
+        tsa_url=inputs.tsa_url,
     )
     who = identity_of(signer.certificate().leaf)
     runner.info(f"Keyless: signing as {who.subject} (issuer {who.issuer})")

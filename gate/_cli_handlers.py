@@ -179,6 +179,7 @@ def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
         signing_config=args.signing_config,
         trusted_roots=args.trusted_root,
         env=os.environ,
+        tsa_url=args.tsa_url,
     )
 
 

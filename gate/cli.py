@@ -123,6 +123,11 @@ def _add_keyless_options(p: argparse.ArgumentParser) -> None:
     k.add_argument("--fulcio-url", metavar="URL", help="default https://fulcio.sigstore.dev")
     k.add_argument("--rekor-url", metavar="URL", help="default https://rekor.sigstore.dev")
     k.add_argument(
+        "--tsa-url",
+        metavar="URL",
+        help="also get an RFC 3161 timestamp for each signature (e.g. …/api/v1/timestamp)",
+    )
+    k.add_argument(
         "--signing-config", metavar="FILE", help="a Sigstore signing-config JSON (private stack)"
     )
     k.add_argument(

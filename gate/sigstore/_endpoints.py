@@ -17,20 +17,23 @@ from gate.sigstore._sign import PUBLIC_GOOD, Endpoints
 
 
 def endpoints(
-    fulcio_url: str | None, rekor_url: str | None, signing_config: str | None
+    fulcio_url: str | None,
+    rekor_url: str | None,
+    signing_config: str | None,
+    tsa_url: str | None = None,
 ) -> Endpoints:
-    """Flags win over the file; the file wins over the public-good defaults."""
-    fulcio, rekor = PUBLIC_GOOD.fulcio, PUBLIC_GOOD.rekor
+    """Flags win over the file; the file wins over the public-good defaults (no TSA)."""
+    fulcio, rekor, tsa = PUBLIC_GOOD.fulcio, PUBLIC_GOOD.rekor, None
     if signing_config:
-        fulcio, rekor = _from_file(signing_config)
-    fulcio, rekor = fulcio_url or fulcio, rekor_url or rekor
-    for name, url in (("Fulcio", fulcio), ("Rekor", rekor)):
-        if not url.startswith(("https://", "http://")):
+        fulcio, rekor, tsa = _from_file(signing_config)
+    fulcio, rekor, tsa = fulcio_url or fulcio, rekor_url or rekor, tsa_url or tsa
+    for name, url in (("Fulcio", fulcio), ("Rekor", rekor), ("timestamp authority", tsa)):
+        if url is not None and not url.startswith(("https://", "http://")):
             raise UsageError(f"the {name} URL '{url}' is not an http(s) URL")
-    return Endpoints(fulcio.rstrip("/"), rekor.rstrip("/"))
+    return Endpoints(fulcio.rstrip("/"), rekor.rstrip("/"), tsa)
 
 
-def _from_file(path: str) -> tuple[str, str]:
+def _from_file(path: str) -> tuple[str, str, str | None]:
     try:
         doc: Any = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -43,7 +46,9 @@ def _from_file(path: str) -> tuple[str, str]:
         raise UsageError(
             f"the signing config {path} names no Fulcio (caUrls) or no Rekor v1 (rekorTlogUrls)"
         )
-    return fulcio, rekor
+    # NOTE: a TSA entry's url is the full timestamp endpoint (…/api/v1/timestamp).
+    tsa = _first(doc.get("tsaUrls"), 1)
+    return fulcio, rekor, tsa
 
 
 def _first(services: Any, major: int) -> str | None:

@@ -18,13 +18,14 @@ def keyless_signer(
     signing_config: str | None,
     trusted_roots: Sequence[str],
     env: Mapping[str, str],
+    tsa_url: str | None = None,
 ) -> KeylessSigner:
     """Configuration first (exit 2), then the token, then the certificate (exit 3).
 
     The certificate is requested here, before any image is read, so that a
     missing permission or an unreachable Fulcio costs nothing and attaches nothing.
     """
-    where = endpoints(fulcio_url, rekor_url, signing_config)
+    where = endpoints(fulcio_url, rekor_url, signing_config, tsa_url)
     roots = resolve(trusted_roots)
     signer = KeylessSigner(obtain(token, env), where, roots)
     signer.certificate()

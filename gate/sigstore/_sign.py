@@ -35,17 +35,21 @@ from gate.sigstore._rekor_client import (
     upload,
 )
 from gate.sigstore._trust import TrustedRoot
+from gate.sigstore._tsa_client import timestamp
 
 BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
 CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
+TIMESTAMP_ANNOTATION = "dev.sigstore.cosign/rfc3161timestamp"
 
 
 @dataclass(frozen=True)
 class Endpoints:
     fulcio: str
     rekor: str
+    tsa: str | None = None
+    """An RFC 3161 timestamp authority's full URL, or None for the log's time alone."""
 
 
 PUBLIC_GOOD = Endpoints("https://fulcio.sigstore.dev", "https://rekor.sigstore.dev")
@@ -85,10 +89,23 @@ class KeylessSigner:
         """A ``.sig`` signature over ``payload`` and its keyless annotations."""
         cert = self.certificate()
         signature = self._signing_key().sign(payload)
+        stamp = self._timestamp(signature)
         entry = hashedrekord(hashlib.sha256(payload).digest(), signature, cert.leaf_pem())
         logged = upload(self.endpoints.rekor, entry, entry["spec"], self.roots)
         self.logged.append(logged)
-        return signature, self.annotations(logged)
+        notes = self.annotations(logged)
+        if stamp is not None:
+            # NOTE: cosign pkg/cosign/bundle/tsa.go RFC3161Timestamp JSON.
+            notes[TIMESTAMP_ANNOTATION] = json.dumps(
+                {"SignedRFC3161Timestamp": base64.b64encode(stamp).decode()},
+                separators=(",", ":"),
+            )
+        return signature, notes
+
+    def _timestamp(self, signature: bytes) -> bytes | None:
+        if self.endpoints.tsa is None:
+            return None
+        return timestamp(self.endpoints.tsa, signature, self.roots)
 
     def bundle(self, statement: bytes) -> bytes:
         """A bundle v0.3: DSSE over ``statement``, the leaf certificate, the Rekor entry."""
@@ -105,6 +122,7 @@ class KeylessSigner:
             for s in env_doc["signatures"]
         ]
         env_json = json.dumps(env_doc, separators=(",", ":")).encode()
+        stamp = self._timestamp(envelope.signatures[0].sig)
         verifier = base64.b64encode(cert.leaf_pem()).decode()
         expected: dict[str, Any] = {
             "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(env_json).hexdigest()},
@@ -117,16 +135,17 @@ class KeylessSigner:
             self.endpoints.rekor, dsse_proposal(env_json, cert.leaf_pem()), expected, self.roots
         )
         self.logged.append(logged)
-        doc = {
-            "mediaType": BUNDLE_V03,
-            "verificationMaterial": {
-                "certificate": {
-                    "rawBytes": base64.b64encode(cert.leaf.public_bytes(Encoding.DER)).decode()
-                },
-                "tlogEntries": [bundle_tlog_entry(logged.entry)],
+        material: dict[str, Any] = {
+            "certificate": {
+                "rawBytes": base64.b64encode(cert.leaf.public_bytes(Encoding.DER)).decode()
             },
-            "dsseEnvelope": env_doc,
+            "tlogEntries": [bundle_tlog_entry(logged.entry)],
         }
+        if stamp is not None:
+            material["timestampVerificationData"] = {
+                "rfc3161Timestamps": [{"signedTimestamp": base64.b64encode(stamp).decode()}]
+            }
+        doc = {"mediaType": BUNDLE_V03, "verificationMaterial": material, "dsseEnvelope": env_doc}
         return json.dumps(doc, separators=(",", ":")).encode(), env_json, logged
 
     def annotations(self, logged: Logged) -> dict[str, str]:

@@ -562,3 +562,86 @@ def test_keyless_provenance_failure_attaches_no_signature_either(
     assert sign(stack, str(ref), "--identity-token", token, "--provenance") == 3
     assert "refused the entry (HTTP 400)" in capsys.readouterr().err
     assert nothing_attached(registry, ref)
+
+
+def test_tsa_timestamps_verify_everywhere(
+    stack: sigstore_stack.Stack,
+    node: str,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--tsa-url: an RFC 3161 timestamp per signature, checked by gate, sigstore-python, js."""
+    from sigstore.models import Bundle
+    from sigstore.models import TrustedRoot as PyRoot
+    from sigstore.verify import Verifier, policy
+
+    ref = push_random_image(registry, "keyless/tsa")
+    token = stack.issuer.token(oidc.github_claims())
+    args = ("--identity-token", token, "--format", "both", "--tsa-url", stack.tsa_url)
+    assert sign(stack, str(ref), *args) == 0, capsys.readouterr().err
+    roots = TrustedRoot.load(stack.root_path)
+    who = Identity(issuer=oidc.GITHUB_ISSUER, subject=GITHUB_SAN)
+
+    payload, notes = legacy_layer(registry, ref)
+    stamp = notes["dev.sigstore.cosign/rfc3161timestamp"].encode()
+    sig = signatures.decode_b64(notes[signatures.SIGNATURE_ANNOTATION], "sig")
+    cert = notes["dev.sigstore.cosign/certificate"].encode()
+    done = verify_cosign_keyless(
+        payload, sig, cert, None, None, identity=who, roots=roots, rfc3161_timestamp_json=stamp
+    )
+    assert done.time_source == "signed timestamp"
+
+    bundle = referrer_bundle(registry, ref)
+    doc = json.loads(bundle)
+    assert doc["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+    checked = verify_bundle(bundle, ref.digest or "", identity=who, key=None, roots=roots)
+    assert "signed timestamp" in checked.checks
+    Verifier(trusted_root=PyRoot.from_file(str(stack.root_path))).verify_dsse(
+        Bundle.from_json(bundle), policy.Identity(identity=GITHUB_SAN, issuer=oidc.GITHUB_ISSUER)
+    )
+    path = tmp_path / "bundle.json"
+    path.write_bytes(bundle)
+    ok = js_verify(node, path, stack.root_path, ref.digest or "", GITHUB_SAN, oidc.GITHUB_ISSUER)
+    assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("fault", ["closed", "500", "untrusted"])
+def test_tsa_failures_attach_nothing(
+    fault: str,
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ref = push_random_image(registry, f"keyless/tsa-{fault}")
+    token = stack.issuer.token(oidc.github_claims())
+    root = stack.root_path
+    proxy = None
+    tsa = stack.tsa_url
+    if fault == "closed":
+        tsa = "http://127.0.0.1:9/api/v1/timestamp"
+    elif fault == "500":
+        proxy = sigstore_stack.FulcioProxy(stack.fulcio_url, "500")
+        tsa = proxy.url + "/api/v1/timestamp"
+    else:  # a root without the TSA: its timestamps are not trusted
+        doc = json.loads(root.read_text())
+        doc["timestampAuthorities"] = []
+        root = tmp_path / "root-without-tsa.json"
+        root.write_text(json.dumps(doc))
+    try:
+        code = main(
+            ["sign", str(ref), "--keyless", "--identity-token", token, "--signing-config",
+             str(stack.config_path), "--trusted-root", str(root), "--tsa-url", tsa]
+        )  # fmt: skip
+    finally:
+        if proxy is not None:
+            proxy.close()
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "timestamp authority" in err and "Traceback" not in err
+    assert nothing_attached(registry, ref)

@@ -1,10 +1,11 @@
 """A whole keyless Sigstore stack on loopback: OIDC issuer, Fulcio, Rekor, trusted root.
 
-Fulcio is @sigstore/mock's CA and CT log behind ``tests/peers/fulcio-mock.mjs``
-(which checks the token against our issuer's JWKS and the proof of
-possession); Rekor is ``tests.servers.rekor``. ``trusted_root.json`` lists
-exactly that CA, CT log and Rekor, so what the stack certifies verifies
-with it and nothing else. ``close()`` stops the node process and servers.
+Fulcio and a timestamp authority are @sigstore/mock's CA, CT log and TSA
+behind ``tests/peers/fulcio-mock.mjs`` (which checks the token against our
+issuer's JWKS and the proof of possession); Rekor is
+``tests.servers.rekor``. ``trusted_root.json`` lists exactly that CA, CT
+log, TSA and Rekor, so what the stack certifies verifies with it and
+nothing else. ``close()`` stops the node process and servers.
 
 ``FulcioProxy`` stands between Sealgate and that Fulcio to misbehave on
 purpose: answer an HTTP status, or ask for a certificate for *another* key
@@ -42,6 +43,11 @@ class Stack:
     node: subprocess.Popen[str]
     root_path: Path
     config_path: Path
+
+    @property
+    def tsa_url(self) -> str:
+        """The mock's RFC 3161 timestamp authority (served by the same node process)."""
+        return f"{self.fulcio_url}/api/v1/timestamp"
 
     def close(self) -> None:
         if self.node.stdin:
@@ -113,7 +119,14 @@ def trusted_root(info: dict[str, Any], log: rekor.Rekor) -> dict[str, Any]:
                 "logId": {"keyId": info["ctlogId"]},
             }
         ],
-        "timestampAuthorities": [],
+        "timestampAuthorities": [
+            {
+                "subject": {"organization": "sigstore.mock", "commonName": "tsa"},
+                "uri": info["url"] + "/api/v1/timestamp",
+                "certChain": {"certificates": [{"rawBytes": c} for c in info["tsaCertificates"]]},
+                "validFor": _VALID,
+            }
+        ],
     }
 
 

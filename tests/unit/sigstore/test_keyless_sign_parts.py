@@ -73,11 +73,16 @@ def test_endpoints_flags_file_defaults(tmp_path: Path) -> None:
                     {"url": "https://rekor2.corp", "majorApiVersion": 2},
                     {"url": "https://rekor.corp", "majorApiVersion": 1},
                 ],
+                "tsaUrls": [{"url": "https://tsa.corp/api/v1/timestamp", "majorApiVersion": 1}],
             }
         )
     )
     got = endpoints(None, None, str(config))
     assert (got.fulcio, got.rekor) == ("https://fulcio.corp", "https://rekor.corp")
+    assert got.tsa == "https://tsa.corp/api/v1/timestamp"
+    with pytest.raises(UsageError, match="timestamp authority URL"):
+        endpoints(None, None, None, "ftp://t")
+
     assert endpoints("http://127.0.0.1:1", None, str(config)).fulcio == "http://127.0.0.1:1"
     with pytest.raises(UsageError, match="not an http"):
         endpoints("ftp://x", None, None)
