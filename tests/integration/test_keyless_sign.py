@@ -518,6 +518,13 @@ def test_keyless_provenance_both_layouts(
     assert done.identity == GITHUB_SAN
     assert (out_dir / "provenance.sigstore.jsonl").read_bytes() == bundle + b"\n"
     assert (out_dir / "provenance.intoto.jsonl").is_file()
+    for san, expected in ((GITHUB_SAN, 0), (GITHUB_SAN.replace("main", "dev"), 1)):
+        jsonl = str(out_dir / "provenance.sigstore.jsonl")
+        cli = ["verify-blob", ref.digest or "", "--bundle", jsonl, "--certificate-identity", san,
+               "--certificate-oidc-issuer", oidc.GITHUB_ISSUER,
+               "--trusted-root", str(stack.root_path)]  # fmt: skip
+        assert main(cli) == expected, capsys.readouterr()
+    capsys.readouterr()
 
     att = client.find_manifest(ref.repository, signatures.attachment_tag(ref.digest or "", "att"))
     assert att is not None
