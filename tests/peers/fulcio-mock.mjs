@@ -34,6 +34,10 @@ const ctlog = await initializeCTLog(keyPair());
 const ca = await initializeCA(keyPair(), ctlog);
 const handler = fulcioHandler(ca, { subjectClaim: 'sealgate_san' });
 const tsa = await initializeTSA(keyPair());
+// Whole seconds: DER drops a fraction's trailing zeros (".12Z"), and @sigstore/core's time
+// parser (asn1/parse.js RE_TIME_LONG_YEAR) takes only ".ddd" or none, so one signing in ten
+// failed sigstore-js with "invalid time" — a sigstore-js limit, not a fault in the token.
+tsa.getCurrentTime = () => new Date(Math.floor(Date.now() / 1000) * 1000);
 const mockTstInfo = Object.getPrototypeOf(tsa).tstInfo;
 tsa.tstInfo = (req) => {
   const info = mockTstInfo.call(tsa, { ...req, nonce: 0 });
