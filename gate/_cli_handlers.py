@@ -14,13 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gate import __version__
 from gate.errors import UsageError
 
 if TYPE_CHECKING:
-    from gate import commands, manifests
+    from gate import attest_keyless, commands, manifests
     from gate.keys import PrivateKey, PublicKey
     from gate.ledger import Ledger
     from gate.policy import Policy
@@ -107,7 +107,7 @@ def sign(args: argparse.Namespace) -> int:
     if args.provenance and args.report_dir:
         _report_dir(args.report_dir)  # before a signature is pushed, not after
     ctx = _context(args, args.images)
-    keyless_provenance: list[Any] = []
+    keyless_provenance: list[attest_keyless.Made] = []
 
     def make_provenance(pairs: list[tuple[str, str]]) -> None:
         """Keyless: sign and log the provenance before any signature is pushed."""
