@@ -166,6 +166,11 @@ def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
         raise UsageError("give exactly one of --key KEY or --keyless")
     if args.key:
         return keys.load_private_key(args.key)
+    from gate import refs
+
+    for text in args.images:  # before the token is spent on a certificate
+        if refs.parse_source(text).reference is None:
+            raise UsageError(f"keyless signing signs registry images; push {text} and sign that")
     if args.provenance:
         from gate.provenance import BuildContext
 

@@ -110,3 +110,18 @@ def test_policy_init_subjects() -> None:
             from_github(bad)
     with pytest.raises(UsageError, match="full git ref"):
         from_github("acme/app", "main")
+
+
+def test_sign_keyless_refuses_local_images_before_any_service(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from gate.cli import main
+
+    closed = "http://127.0.0.1:9"  # reaching it would be exit 3, "unreachable"
+    code = main(["sign", "docker://app:1", "--keyless", "--identity-token", token(),
+                 "--fulcio-url", closed, "--rekor-url", closed])  # fmt: skip
+    assert code == 2
+    assert "keyless signing signs registry images" in capsys.readouterr().err
+    assert main(["sign", "127.0.0.1:1/a:1", "--key", "k.pem", "--keyless"]) == 2
+    assert "exactly one of --key KEY or --keyless" in capsys.readouterr().err
+    assert main(["sign", "127.0.0.1:1/a:1"]) == 2
