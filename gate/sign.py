@@ -72,10 +72,17 @@ def resolve(client: RegistryClient, ref: Reference) -> Manifest:
     return client.get_manifest(ref.repository, ref.identifier)
 
 
-Pending = list[
-    tuple[str, list["tuple[bytes, bytes, dict[str, str]] | signatures.ArtifactManifest"]]
-]
-"""Per digest: ``.sig`` layers (payload, signature, annotations) and referrers, not yet pushed."""
+@dataclass(frozen=True)
+class LegacySignature:
+    """One ``.sig`` layer to append: the payload, its raw signature, extra annotations."""
+
+    payload: bytes
+    signature: bytes
+    annotations: Mapping[str, str]
+
+
+Pending = list[tuple[str, list[LegacySignature | signatures.ArtifactManifest]]]
+"""Per digest: what ``prepare`` made and ``attach`` pushes."""
 
 
 def sign_image(
@@ -120,13 +127,12 @@ def prepare(
     made: Pending = []
     for descriptor in todo:
         optional = _payload_fields(moment, annotations)
-        items: list[tuple[bytes, bytes, dict[str, str]] | signatures.ArtifactManifest] = []
+        items: list[LegacySignature | signatures.ArtifactManifest] = []
         if fmt in (SignatureFormat.LEGACY, SignatureFormat.BOTH):
             payload = signatures.make_payload(
                 descriptor.digest, signatures.docker_reference(ref), optional
             )
-            sig, extra = signer.legacy(payload)
-            items.append((payload, sig, extra))
+            items.append(LegacySignature(payload, *signer.legacy(payload)))
         if fmt in (SignatureFormat.BUNDLE, SignatureFormat.BOTH):
             statement = signatures.sign_statement(descriptor.digest, optional)
             items.append(
@@ -150,8 +156,16 @@ def attach(client: RegistryClient, ref: Reference, pending: Pending) -> list[Sig
             if isinstance(item, signatures.ArtifactManifest):
                 written.append("referrer " + _push(client, ref.repository, item, item.digest))
             else:
-                payload, sig, extra = item
-                written.append(_append_legacy(client, ref.repository, digest, payload, sig, extra))
+                written.append(
+                    _append_legacy(
+                        client,
+                        ref.repository,
+                        digest,
+                        item.payload,
+                        item.signature,
+                        item.annotations,
+                    )
+                )
         results.append(Signed(f"{ref.name}@{digest}", digest, tuple(written)))
     return results
 
