@@ -22,7 +22,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gate import dsse
+from gate.errors import UnavailableError
 from gate.keys import PrivateKey
+from gate.sigstore._certs import chain_to_root
+from gate.sigstore._errors import KeylessError
 from gate.sigstore._fulcio import identity_of
 from gate.sigstore._fulcio_client import Certificate, request_certificate
 from gate.sigstore._oidc import IdentityToken
@@ -68,11 +71,22 @@ class KeylessSigner:
     _cert: Certificate | None = field(default=None, repr=False)
 
     def certificate(self) -> Certificate:
-        """The certificate, requested once per command (it lives ten minutes)."""
+        """The certificate, requested once per command (it lives ten minutes).
+
+        It must chain (with its SCT) to a CA of the trusted root: a signature
+        no verifier with that root would accept is not worth attaching.
+        """
         if self._cert is None:
             private = ec.generate_private_key(ec.SECP256R1())
-            self._cert = request_certificate(self.endpoints.fulcio, self.token, private)
-            self._key = PrivateKey(private)
+            cert = request_certificate(self.endpoints.fulcio, self.token, private)
+            try:
+                chain_to_root(cert.leaf, self.roots)
+            except KeylessError as e:
+                raise UnavailableError(
+                    f"Fulcio at {self.endpoints.fulcio} issued a certificate the trusted root "
+                    f"does not accept ({e.message})"
+                ) from None
+            self._cert, self._key = cert, PrivateKey(private)
         return self._cert
 
     @property

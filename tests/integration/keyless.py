@@ -50,10 +50,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, isolated_docker_config: Path) -> 
         monkeypatch.delenv(name, raising=False)
 
 
-def sign(stack: sigstore_stack.Stack, image: str, *extra: str) -> int:
+def sign(stack: sigstore_stack.Stack, image: str, *extra: str, root: Path | None = None) -> int:
+    """``sealgate sign IMAGE --keyless`` against the stack (``root``: another trusted root)."""
     return main(
         ["sign", image, "--keyless", "--signing-config", str(stack.config_path),
-         "--trusted-root", str(stack.root_path), *extra]
+         "--trusted-root", str(root or stack.root_path), *extra]
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ cosign v3. Every failure must attach nothing to the registry.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +160,7 @@ FAULTS = [
     ("rekor-other-entry", 3, "not the one sent"),
     ("rekor-forged-set", 3, "SET"),
     ("github-no-permission", 3, "id-token: write"),
+    ("root-without-ca", 3, "trusted root does not accept"),
 ]
 
 
@@ -172,6 +174,7 @@ def test_failures_attach_nothing(
     push_random_image: Callable[..., Reference],
     clean_env: None,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
@@ -180,6 +183,7 @@ def test_failures_attach_nothing(
     token = stack.issuer.token(oidc.github_claims())
     extra = ["--identity-token", token]
     proxy = None
+    other_root: Path | None = None
     if fault == "no-token":
         extra = []
     elif fault == "expired":
@@ -199,13 +203,18 @@ def test_failures_attach_nothing(
         extra += ["--rekor-url", "http://127.0.0.1:9"]
     elif fault.startswith("rekor-"):
         monkeypatch.setattr(stack.rekor, "fault", fault.removeprefix("rekor-"))
+    elif fault == "root-without-ca":
+        doc = json.loads(stack.root_path.read_text())
+        doc["certificateAuthorities"] = []
+        other_root = tmp_path / "root.json"
+        other_root.write_text(json.dumps(doc))
     elif fault == "github-no-permission":
         env = stack.issuer.runner_env()
         monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_URL", env["ACTIONS_ID_TOKEN_REQUEST_URL"])
         monkeypatch.setenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "not-the-runner-token")
         extra = []
     try:
-        got = sign(stack, str(ref), "--format", "both", *extra)
+        got = sign(stack, str(ref), "--format", "both", *extra, root=other_root)
     finally:
         if proxy is not None:
             proxy.close()
