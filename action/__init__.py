@@ -29,6 +29,18 @@ INTERNAL_ERROR_EXIT = 3
 DOTENV_FILE = "sealgate.env"
 
 
+OUTPUTS = (
+    "result",
+    "digests",
+    "report-dir",
+    "provenance-path",
+    "vsa-path",
+    "signer",
+    "rekor-entries",
+)
+"""The step outputs action.yml declares, in the order they are written."""
+
+
 def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:
     """Run one action step; returns the exit code (never raises for a known failure)."""
     env = dict(os.environ if env is None else env)
@@ -64,7 +76,10 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
     outcome.outputs.setdefault("report-dir", report_dir)
     outcome.outputs["result"] = outcome.state.value
     notes = _post_status(
-        env, event, runner, CommitStatus(outcome.state, outcome.description, context)
+        env,
+        event,
+        runner,
+        CommitStatus(outcome.state, outcome.description, context, outcome.target_url),
     )
     return _finish(env, runner, outcome, notes, report_dir)
 
@@ -82,7 +97,7 @@ def _finish(
         )
         runner.info(f"note: {notes[-1]}")
     try:
-        for name in ("result", "digests", "report-dir", "provenance-path", "vsa-path"):
+        for name in OUTPUTS:
             if name in outcome.outputs:
                 runner.set_output(name, outcome.outputs[name])
         if not isinstance(runner, GitHubRunner):

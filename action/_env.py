@@ -24,6 +24,7 @@ SECRET_INPUTS = (
     "registry-password",
     "github-token",
     "gitlab-token",
+    "identity-token",
 )
 """Inputs whose values are masked in the log and scrubbed from everything written."""
 
@@ -52,6 +53,10 @@ def secrets(env: Mapping[str, str]) -> list[str]:
         for text in (env.get(variable(name), ""), env.get("INPUT_" + name.upper(), "")):
             if text.strip() and text.strip() not in found:
                 found.append(text.strip())
+    # GitLab's `id_tokens:` entry for keyless signing is not masked by GitLab itself.
+    oidc = env.get("SIGSTORE_ID_TOKEN", "").strip()
+    if oidc and oidc not in found:
+        found.append(oidc)
     return found
 
 
@@ -103,6 +108,17 @@ class Inputs:
     summary: bool = True
     provenance: bool = True
     report_dir: str = DEFAULT_REPORT_DIR
+    identity_token: str | None = field(default=None, repr=False)
+    """Keyless signing (no ``key``): else SIGSTORE_ID_TOKEN or GitHub's token endpoint."""
+    fulcio_url: str | None = None
+    rekor_url: str | None = None
+    tsa_url: str | None = None
+    signing_config: str | None = None
+    trusted_root: tuple[str, ...] = ()
+
+    @property
+    def keyless(self) -> bool:
+        return self.command in ("sign", "attest") and not self.key
 
 
 def read(env: Mapping[str, str]) -> Inputs:
@@ -141,6 +157,12 @@ def read(env: Mapping[str, str]) -> Inputs:
         summary=_bool(env, "summary", True),
         provenance=_bool(env, "provenance", command == "sign"),
         report_dir=raw(env, "report-dir") or DEFAULT_REPORT_DIR,
+        identity_token=raw(env, "identity-token") or None,
+        fulcio_url=raw(env, "fulcio-url") or None,
+        rekor_url=raw(env, "rekor-url") or None,
+        tsa_url=raw(env, "tsa-url") or None,
+        signing_config=raw(env, "signing-config") or None,
+        trusted_root=split_list(raw(env, "trusted-root")),
     )
     _require(inputs)
     return inputs
@@ -157,8 +179,7 @@ def _require(inputs: Inputs) -> None:
     need: list[str] = []
     if inputs.command in ("sign", "verify", "attest") and not inputs.images:
         need.append("images")
-    if inputs.command in ("sign", "attest") and not inputs.key:
-        need.append("key")
+
     if inputs.command in ("gate", "pin-check") and not inputs.manifests:
         need.append("manifests")
     if inputs.command == "gate" and not inputs.policy:

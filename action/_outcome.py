@@ -17,3 +17,5 @@ class Outcome:
     exit_code: int
     markdown: str = ""
     outputs: dict[str, str] = field(default_factory=dict)
+    target_url: str | None = None
+    """Where the commit status links (keyless signing: the Rekor entry); else the run."""

@@ -70,6 +70,10 @@ def _key(inputs: _env.Inputs, env: Mapping[str, str]) -> keys.PrivateKey:
 def _sign(
     inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner, ctx: commands.Context
 ) -> Outcome:
+    if inputs.keyless:
+        from action._keyless import sign_without_key
+
+        return sign_without_key(inputs, env, runner, ctx)
     key = _key(inputs, env)
     started = datetime.now(UTC)
     runner.info(f"Signing key {key.public_key.short_id} ({key.public_key.algorithm})")
@@ -105,6 +109,10 @@ def _sign(
 def _attest(
     inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner, ctx: commands.Context
 ) -> Outcome:
+    if inputs.keyless:
+        from action._keyless import attest_without_key
+
+        return attest_without_key(inputs, env, runner, ctx)
     key = _key(inputs, env)
     started = datetime.now(UTC)
     pairs = attest.resolve_digests(ctx.client, inputs.images)

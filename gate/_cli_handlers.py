@@ -20,12 +20,12 @@ from gate import __version__
 from gate.errors import UsageError
 
 if TYPE_CHECKING:
-    from gate import commands, manifests
-    from gate.keys import PublicKey
+    from gate import attest_keyless, commands, manifests
+    from gate.keys import PrivateKey, PublicKey
     from gate.ledger import Ledger
     from gate.policy import Policy
     from gate.result import Result
-    from gate.sigstore import Identity
+    from gate.sigstore import Identity, KeylessSigner
     from gate.usecase import Checker
 
 log = logging.getLogger("sealgate")
@@ -103,10 +103,20 @@ def sign(args: argparse.Namespace) -> int:
     from gate.sign import SignatureFormat
 
     annotations = _parse_annotations(args.annotation)
-    key = keys.load_private_key(args.key)
+    key = _signing_key(args)
     if args.provenance and args.report_dir:
         _report_dir(args.report_dir)  # before a signature is pushed, not after
     ctx = _context(args, args.images)
+    keyless_provenance: list[attest_keyless.Made] = []
+
+    def make_provenance(pairs: list[tuple[str, str]]) -> None:
+        """Keyless: sign and log the provenance before any signature is pushed."""
+        from gate import attest_keyless
+
+        assert not isinstance(key, keys.PrivateKey)
+        keyless_provenance.append(attest_keyless.make(key, pairs, env=os.environ))
+
+    keyless = not isinstance(key, keys.PrivateKey)
     done = commands.sign(
         ctx,
         args.images,
@@ -115,28 +125,67 @@ def sign(args: argparse.Namespace) -> int:
         fmt=SignatureFormat(args.format),
         recursive=args.recursive,
         push=args.push,
+        before_attach=make_provenance if keyless and args.provenance else None,
     )
     for signed in done:
         print(f"Signed {signed.image}")
         for where in signed.written:
             log.info("  wrote %s", where)
-    if args.provenance:
+    if not isinstance(key, keys.PrivateKey):
+        from gate.sigstore import describe_keyless
+
+        print(describe_keyless(key))
+    if not args.provenance:
+        return 0
+    directory = Path(args.report_dir) if args.report_dir else None
+    if keyless_provenance:
+        from gate import attest_keyless
+
+        made = attest_keyless.attach(ctx.client, keyless_provenance[0], directory)
+        count = len(keyless_provenance[0].images)
+    else:
         from gate import attest
 
+        assert isinstance(key, keys.PrivateKey)
         local = ("docker://", "oci:", "docker-archive:")
         pairs = [(s.image, s.digest) for s in done if not s.image.startswith(local)]
-        made = attest.provenance(
-            ctx.client,
-            pairs,
-            key,
-            env=os.environ,
-            directory=Path(args.report_dir) if args.report_dir else None,
-        )
-        print(
-            f"Attached signed SLSA provenance to {len(pairs)} image(s)"
-            + (f"; wrote {made.path}" if made.path else "")
-        )
+        made = attest.provenance(ctx.client, pairs, key, env=os.environ, directory=directory)
+        count = len(pairs)
+    print(
+        f"Attached signed SLSA provenance to {count} image(s)"
+        + (f"; wrote {made.path}" if made.path else "")
+    )
     return 0
+
+
+def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
+    """--key, or a keyless signer whose certificate is fetched now (before any image is read)."""
+    from gate import keys
+
+    if args.keyless == bool(args.key):
+        raise UsageError("give exactly one of --key KEY or --keyless")
+    if args.key:
+        return keys.load_private_key(args.key)
+    from gate import refs
+
+    for text in args.images:  # before the token is spent on a certificate
+        if refs.parse_source(text).reference is None:
+            raise UsageError(f"keyless signing signs registry images; push {text} and sign that")
+    if args.provenance:
+        from gate.provenance import BuildContext
+
+        BuildContext.from_environment(os.environ)  # outside CI: exit 2 before a token is used
+    from gate.sigstore import keyless_signer
+
+    return keyless_signer(
+        token=args.identity_token,
+        fulcio_url=args.fulcio_url,
+        rekor_url=args.rekor_url,
+        signing_config=args.signing_config,
+        trusted_roots=args.trusted_root,
+        env=os.environ,
+        tsa_url=args.tsa_url,
+    )
 
 
 def _report_dir(path: str) -> Path:
@@ -469,6 +518,24 @@ def policy_check(args: argparse.Namespace) -> int:
         f"{args.file}: valid ({len(pol.signers)} signers, {len(pol.rules)} rules, "
         f"default {'deny' if pol.default is None else 'rule'})"
     )
+    return 0
+
+
+def policy_init(args: argparse.Namespace) -> int:
+    from gate.policy_init import from_github
+
+    text = from_github(args.from_github, args.ref, root=args.trusted_root)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    target = Path(args.output)
+    if target.exists() and not args.force:
+        raise UsageError(f"{target} exists; pass --force to overwrite it")
+    try:
+        target.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise UsageError(f"cannot write {target}: {e.strerror}") from None
+    print(f"Wrote {target}")
     return 0
 
 

@@ -107,6 +107,38 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_keyless_options(p: argparse.ArgumentParser) -> None:
+    """Keyless signing (issue 12): an identity token, Fulcio and Rekor instead of --key."""
+    k = p.add_argument_group("keyless signing (instead of --key)")
+    k.add_argument(
+        "--keyless",
+        action="store_true",
+        help="sign with a Fulcio certificate for this CI job's identity; log in Rekor",
+    )
+    k.add_argument(
+        "--identity-token",
+        metavar="JWT",
+        help="OIDC token (default: SIGSTORE_ID_TOKEN, else GitHub Actions' token endpoint)",
+    )
+    k.add_argument("--fulcio-url", metavar="URL", help="default https://fulcio.sigstore.dev")
+    k.add_argument("--rekor-url", metavar="URL", help="default https://rekor.sigstore.dev")
+    k.add_argument(
+        "--tsa-url",
+        metavar="URL",
+        help="also get an RFC 3161 timestamp for each signature (e.g. …/api/v1/timestamp)",
+    )
+    k.add_argument(
+        "--signing-config", metavar="FILE", help="a Sigstore signing-config JSON (private stack)"
+    )
+    k.add_argument(
+        "--trusted-root",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the root Rekor's answers must verify with (default: public-good + imported)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sealgate",
@@ -149,9 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sign = sub.add_parser("sign", help="sign images (cosign-compatible)")
     sign.add_argument("images", nargs="+", metavar="IMAGE")
-    sign.add_argument(
-        "--key", required=True, metavar="KEY", help="private key: a path or env://NAME"
-    )
+    sign.add_argument("--key", metavar="KEY", help="private key: a path or env://NAME")
+    _add_keyless_options(sign)
     sign.add_argument(
         "-a",
         "--annotation",
@@ -388,6 +419,24 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file")
     explain.add_argument("image")
     explain.set_defaults(handler=handlers.policy_explain)
+    init = policy.add_parser(
+        "init", help="write a policy trusting one GitHub workflow's keyless signatures"
+    )
+    init.add_argument(
+        "--from-github",
+        required=True,
+        metavar="OWNER/REPO[/WORKFLOW]",
+        help="the repository (any workflow) or one workflow file, e.g. acme/app/release.yml",
+    )
+    init.add_argument(
+        "--ref",
+        default="refs/heads/main",
+        help="git ref signing runs on; may end in * (default refs/heads/main)",
+    )
+    init.add_argument("--trusted-root", metavar="FILE", help="a trust root to name in the policy")
+    init.add_argument("-o", "--output", metavar="FILE", help="write there (default: stdout)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing --output")
+    init.set_defaults(handler=handlers.policy_init)
     return parser
 
 

@@ -7,7 +7,7 @@ and writes summaries; both end up here, so they cannot drift apart.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -21,7 +21,7 @@ from gate.registry import RegistryClient
 from gate.result import Location, Result, Status
 from gate.revoke import Action, Revoked
 from gate.revoke import revoke as revoke_image
-from gate.sign import SignatureFormat, Signed, sign_image, sign_local
+from gate.sign import SignatureFormat, Signed, Signer, attach, prepare, sign_image, sign_local
 from gate.sources import open_local
 from gate.verify import LedgerStore, RegistryStore, SignatureStore, Target, Verifier
 from gate.verify._stores import MissingLedgerStore
@@ -240,14 +240,19 @@ def load_policy(policy_file: str | None, public_keys: Sequence[str]) -> Policy:
 def sign(
     ctx: Context,
     images: Sequence[str],
-    key: keys.PrivateKey,
+    key: keys.PrivateKey | Signer,
     *,
     annotations: Mapping[str, str] | None = None,
     fmt: SignatureFormat = SignatureFormat.LEGACY,
     recursive: bool = False,
     push: bool = False,
+    before_attach: Callable[[list[tuple[str, str]]], None] | None = None,
 ) -> list[Signed]:
+    """``before_attach`` (keyless only) sees every (image@digest, digest) once all are
+    signed and logged, before the first push: keyless provenance is made there."""
     parsed = [refs.parse_source(text) for text in images]  # all valid before anything is written
+    if not isinstance(key, keys.PrivateKey):
+        return _sign_keyless(ctx, parsed, key, annotations, fmt, recursive, before_attach)
     local = {s.text: open_local(s) for s in parsed if s.reference is None}
     out: list[Signed] = []
     for source in parsed:
@@ -271,6 +276,35 @@ def sign(
             for ref in image.repo_digests:
                 out.extend(sign_image(ctx.client, ref, key, annotations=annotations, fmt=fmt))
     return out
+
+
+def _sign_keyless(
+    ctx: Context,
+    parsed: Sequence[refs.Source],
+    signer: Signer,
+    annotations: Mapping[str, str] | None,
+    fmt: SignatureFormat,
+    recursive: bool,
+    before_attach: Callable[[list[tuple[str, str]]], None] | None,
+) -> list[Signed]:
+    """Every image certified and logged first, then attached: a failure attaches nothing."""
+    registry = []
+    for source in parsed:
+        if source.reference is None:
+            raise UsageError(
+                f"keyless signing signs registry images; push {source.text} and sign its digest"
+            )
+        registry.append(source.reference)
+    made = [
+        (
+            ref,
+            prepare(ctx.client, ref, signer, annotations=annotations, fmt=fmt, recursive=recursive),
+        )
+        for ref in registry
+    ]
+    if before_attach is not None:
+        before_attach([(f"{ref.name}@{d}", d) for ref, pending in made for d, _ in pending])
+    return [signed for ref, pending in made for signed in attach(ctx.client, ref, pending)]
 
 
 def revoke(ctx: Context, target: str, key: keys.PrivateKey, action: Action, reason: str) -> Revoked:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from gate import __version__, dsse, signatures
 from gate.errors import SealgateError, UsageError
@@ -42,14 +42,53 @@ class Signed:
     """Where: ``repo:sha256-….sig`` and/or ``referrer sha256:…``."""
 
 
+class Signer(Protocol):
+    """Makes the signed bytes for both layouts: a key, or a keyless Fulcio/Rekor signer."""
+
+    def legacy(self, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        """The raw signature over a simple-signing payload, and extra layer annotations."""
+        ...
+
+    def bundle(self, statement: bytes) -> bytes:
+        """A Sigstore bundle v0.3 over an in-toto statement."""
+        ...
+
+
+@dataclass(frozen=True)
+class KeySigner:
+    """A long-lived private key: no annotations, a bundle naming the key by hint."""
+
+    key: PrivateKey
+
+    def legacy(self, payload: bytes) -> tuple[bytes, dict[str, str]]:
+        return self.key.sign(payload), {}
+
+    def bundle(self, statement: bytes) -> bytes:
+        envelope = dsse.sign(statement, signatures.INTOTO_PAYLOAD_TYPE, self.key)
+        return signatures.make_bundle(envelope.to_dict(), self.key.public_key.hint)
+
+
 def resolve(client: RegistryClient, ref: Reference) -> Manifest:
     return client.get_manifest(ref.repository, ref.identifier)
+
+
+@dataclass(frozen=True)
+class LegacySignature:
+    """One ``.sig`` layer to append: the payload, its raw signature, extra annotations."""
+
+    payload: bytes
+    signature: bytes
+    annotations: Mapping[str, str]
+
+
+Pending = list[tuple[str, list[LegacySignature | signatures.ArtifactManifest]]]
+"""Per digest: what ``prepare`` made and ``attach`` pushes."""
 
 
 def sign_image(
     client: RegistryClient,
     ref: Reference,
-    key: PrivateKey,
+    key: PrivateKey | Signer,
     *,
     annotations: Mapping[str, str] | None = None,
     fmt: SignatureFormat = SignatureFormat.LEGACY,
@@ -57,39 +96,87 @@ def sign_image(
     now: datetime | None = None,
 ) -> list[Signed]:
     """Sign ``ref`` (resolved to its digest) and, with ``recursive``, each platform of an index."""
+    pending = prepare(
+        client, ref, key, annotations=annotations, fmt=fmt, recursive=recursive, now=now
+    )
+    return attach(client, ref, pending)
+
+
+def prepare(
+    client: RegistryClient,
+    ref: Reference,
+    key: PrivateKey | Signer,
+    *,
+    annotations: Mapping[str, str] | None = None,
+    fmt: SignatureFormat = SignatureFormat.LEGACY,
+    recursive: bool = False,
+    now: datetime | None = None,
+) -> Pending:
+    """Make every signature (for keyless: certified and logged) and push nothing.
+
+    Keyless signing prepares all images before ``attach``, so a failure
+    half-way (Fulcio, Rekor, a mismatched answer) attaches nothing.
+    """
+    signer: Signer = KeySigner(key) if isinstance(key, PrivateKey) else key
     moment = now or datetime.now(UTC)
     manifest = resolve(client, ref)
     todo = [manifest.descriptor]
     if recursive and manifest.media_type in INDEX_MEDIA_TYPES:
         for child in manifest.json().get("manifests", []):
             todo.append(client.get_manifest(ref.repository, child["digest"]).descriptor)
-    results = []
+    made: Pending = []
     for descriptor in todo:
         optional = _payload_fields(moment, annotations)
-        written = []
+        items: list[LegacySignature | signatures.ArtifactManifest] = []
         if fmt in (SignatureFormat.LEGACY, SignatureFormat.BOTH):
             payload = signatures.make_payload(
                 descriptor.digest, signatures.docker_reference(ref), optional
             )
-            written.append(
-                _append_legacy(
-                    client, ref.repository, descriptor.digest, payload, key.sign(payload)
-                )
-            )
+            items.append(LegacySignature(payload, *signer.legacy(payload)))
         if fmt in (SignatureFormat.BUNDLE, SignatureFormat.BOTH):
             statement = signatures.sign_statement(descriptor.digest, optional)
-            envelope = dsse.sign(statement, signatures.INTOTO_PAYLOAD_TYPE, key)
-            bundle = signatures.make_bundle(envelope.to_dict(), key.public_key.hint)
-            artifact = signatures.bundle_referrer(
-                descriptor.to_dict(), bundle, signatures.COSIGN_SIGN_PREDICATE, moment
+            items.append(
+                signatures.bundle_referrer(
+                    descriptor.to_dict(),
+                    signer.bundle(statement),
+                    signatures.COSIGN_SIGN_PREDICATE,
+                    moment,
+                )
             )
-            written.append("referrer " + _push(client, ref.repository, artifact, artifact.digest))
-        results.append(Signed(f"{ref.name}@{descriptor.digest}", descriptor.digest, tuple(written)))
+        made.append((descriptor.digest, items))
+    return made
+
+
+def attach(client: RegistryClient, ref: Reference, pending: Pending) -> list[Signed]:
+    """Push what ``prepare`` made."""
+    results = []
+    for digest, items in pending:
+        written = []
+        for item in items:
+            if isinstance(item, signatures.ArtifactManifest):
+                written.append("referrer " + _push(client, ref.repository, item, item.digest))
+            else:
+                written.append(
+                    _append_legacy(
+                        client,
+                        ref.repository,
+                        digest,
+                        item.payload,
+                        item.signature,
+                        item.annotations,
+                    )
+                )
+        results.append(Signed(f"{ref.name}@{digest}", digest, tuple(written)))
     return results
 
 
 def _append_legacy(
-    client: RegistryClient, repo: Repository, digest: str, payload: bytes, sig: bytes
+    client: RegistryClient,
+    repo: Repository,
+    digest: str,
+    payload: bytes,
+    sig: bytes,
+    extra: Mapping[str, str] | None = None,
 ) -> str:
     tag = signatures.attachment_tag(digest, "sig")
     existing = client.find_manifest(repo, tag)
@@ -102,7 +189,7 @@ def _append_legacy(
                 f"the existing signature manifest {repo}:{tag} is malformed ({e.message}); "
                 "refusing to overwrite it — inspect and delete that tag first"
             ) from e
-    artifact = signatures.append_signature(layers, payload, sig)
+    artifact = signatures.append_signature(layers, payload, sig, extra)
     _push(client, repo, artifact, tag)
     return f"{repo}:{tag}"
 

@@ -265,23 +265,29 @@ def signature_manifest(
     return ArtifactManifest(_go_json(manifest), blobs)
 
 
-def new_signature_layer(payload: bytes, signature: bytes) -> SignatureLayer:
+def new_signature_layer(
+    payload: bytes, signature: bytes, extra: Mapping[str, str] | None = None
+) -> SignatureLayer:
+    """``extra``: a keyless signature's certificate, chain and Rekor bundle annotations."""
     return SignatureLayer(
         digest=digest_of(payload),
         size=len(payload),
         media_type=SIMPLE_SIGNING_MEDIA_TYPE,
-        annotations={SIGNATURE_ANNOTATION: base64.b64encode(signature).decode()},
+        annotations={SIGNATURE_ANNOTATION: base64.b64encode(signature).decode(), **(extra or {})},
     )
 
 
 def append_signature(
-    existing: Sequence[SignatureLayer], payload: bytes, signature: bytes
+    existing: Sequence[SignatureLayer],
+    payload: bytes,
+    signature: bytes,
+    extra: Mapping[str, str] | None = None,
 ) -> ArtifactManifest:
     """Existing layers plus one new signature; never drops another signer's layer.
 
     A layer identical to the new one (same payload and signature) is not added twice.
     """
-    layer = new_signature_layer(payload, signature)
+    layer = new_signature_layer(payload, signature, extra)
     layers = [*existing]
     if layer not in layers:
         layers.append(layer)

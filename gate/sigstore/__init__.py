@@ -16,6 +16,12 @@ Public API::
                           require_tlog=False) -> Verified
     verify_rekor_set(payload, sig, key, rekor_bundle_json, roots=roots) -> Verified
 
+Keyless signing (issue 12)::
+
+    signer = keyless_signer(token=None, fulcio_url=..., rekor_url=..., signing_config=None,
+                            trusted_roots=[...], env=os.environ)   # certificate fetched here
+    gate.sign.sign_image(client, ref, signer, fmt=...)             # Rekor entry per signature
+
 Load roots once and reuse the object: the chain and SCT checks are cached per
 (certificate, roots), so 200 images signed by one workflow certificate cost
 one chain check.
@@ -27,6 +33,8 @@ from gate.sigstore._cosign import verify_cosign_keyless, verify_rekor_set
 from gate.sigstore._errors import KeylessError
 from gate.sigstore._fulcio import CLAIMS, CertificateIdentity, identity_of
 from gate.sigstore._identity import Identity
+from gate.sigstore._keyless import describe_keyless, keyless_signer
+from gate.sigstore._sign import KeylessSigner
 from gate.sigstore._store import describe as describe_roots
 from gate.sigstore._store import import_root, trust_dir
 from gate.sigstore._store import resolve as resolve_roots
@@ -40,12 +48,15 @@ __all__ = [
     "CertificateIdentity",
     "Identity",
     "KeylessError",
+    "KeylessSigner",
     "RootInstance",
     "TrustedRoot",
     "Verified",
+    "describe_keyless",
     "describe_roots",
     "identity_of",
     "import_root",
+    "keyless_signer",
     "read_artifact",
     "resolve_roots",
     "split_bundles",

@@ -5,6 +5,9 @@
 //       with @sigstore/sign and attach the bundle to IMAGE as an OCI 1.1 referrer with @sigstore/oci.
 //   node sigstore-peer.mjs verify BUNDLE_JSON PUB_PEM DIGEST
 //       Verify a bundle with @sigstore/verify against one public key; check the statement names DIGEST.
+//   node sigstore-peer.mjs verify-keyless BUNDLE_JSON TRUSTED_ROOT_JSON DIGEST SAN ISSUER
+//       Verify a keyless bundle (certificate, SCT, Rekor entry) with @sigstore/verify against a
+//       trusted root, requiring that SAN and issuer; check the statement names DIGEST.
 //
 // Exit 0 on success; 1 with the error on stderr otherwise.
 import crypto from 'node:crypto';
@@ -13,6 +16,7 @@ import { DSSEBundleBuilder } from '@sigstore/sign';
 import { attachArtifactToImage } from '@sigstore/oci';
 import { bundleToJSON, bundleFromJSON } from '@sigstore/bundle';
 import { Verifier, toSignedEntity, toTrustMaterial } from '@sigstore/verify';
+import { TrustedRoot } from '@sigstore/protobuf-specs';
 
 const BUNDLE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 const PREDICATE = 'https://sigstore.dev/cosign/sign/v1';
@@ -74,10 +78,25 @@ async function verify(bundlePath, pubPath, digest) {
   process.stdout.write('verified\n');
 }
 
+async function verifyKeyless(bundlePath, rootPath, digest, san, issuer) {
+  const bundle = bundleFromJSON(JSON.parse(fs.readFileSync(bundlePath, 'utf8')));
+  const trust = toTrustMaterial(TrustedRoot.fromJSON(JSON.parse(fs.readFileSync(rootPath, 'utf8'))));
+  const verifier = new Verifier(trust, { tlogThreshold: 1, ctlogThreshold: 1, timestampThreshold: 0 });
+  const signer = verifier.verify(toSignedEntity(bundle), {
+    subjectAlternativeName: san,
+    extensions: { issuer },
+  });
+  const statement = JSON.parse(Buffer.from(bundle.content.dsseEnvelope.payload).toString('utf8'));
+  const named = statement.subject.some((s) => `sha256:${s.digest.sha256}` === digest);
+  if (!named) throw new Error(`statement does not name ${digest}`);
+  process.stdout.write(`verified ${signer.identity?.subjectAlternativeName}\n`);
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 try {
   if (cmd === 'sign-attach') await signAttach(...args);
   else if (cmd === 'verify') await verify(...args);
+  else if (cmd === 'verify-keyless') await verifyKeyless(...args);
   else throw new Error(`unknown command ${cmd}`);
 } catch (e) {
   process.stderr.write(`${e.code || e.name}: ${e.message}\n`);

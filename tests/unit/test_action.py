@@ -114,10 +114,24 @@ def test_unknown_command(workspace: Workspace) -> None:
 
 
 def test_missing_required_input(workspace: Workspace) -> None:
+    run = workspace.run(command="verify", images="127.0.0.1:1/a:1", github_token=TOKEN)
+    assert run.code == 2
+    assert run.errors == ["::error::command 'verify' needs input 'policy or public-keys'"]
+    assert _one_error_status(workspace)["context"] == "sealgate/verify"
+
+
+def test_sign_without_key_or_id_token_permission_names_the_permission(
+    workspace: Workspace,
+) -> None:
+    """No key means keyless; without an OIDC token the one error says which permission."""
     run = workspace.run(command="sign", images="127.0.0.1:1/a:1", github_token=TOKEN)
     assert run.code == 2
-    assert run.errors == ["::error::command 'sign' needs input 'key'"]
-    assert _one_error_status(workspace)["context"] == "sealgate/sign"
+    (error,) = run.errors
+    assert "id-token: write" in error
+    run = workspace.run(command="attest", images="127.0.0.1:1/a:1")
+    assert run.code == 2
+    (error,) = run.errors
+    assert "id-token: write" in error
 
 
 def test_key_that_does_not_parse(workspace: Workspace) -> None:

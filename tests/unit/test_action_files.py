@@ -33,6 +33,8 @@ def test_every_input_maps_to_its_sealgate_variable() -> None:
         "report-dir",
         "provenance-path",
         "vsa-path",
+        "signer",
+        "rekor-entries",
     }
     for name in _env.SECRET_INPUTS:
         if name != "gitlab-token":  # GitLab only: a CI/CD variable, not an action input
@@ -84,3 +86,28 @@ def test_examples_extend_the_template_and_ask_for_least_permissions() -> None:
         "statuses": "write",
     }
     assert jobs["deploy"]["needs"] == ["build", "gate"]
+
+
+def test_keyless_example_grants_id_token_only_to_the_sign_job() -> None:
+    workflow = _load("examples/github/keyless.yml")
+    assert workflow["permissions"] == {}
+    jobs = workflow["jobs"]
+    assert jobs["sign"]["permissions"] == {
+        "id-token": "write",
+        "packages": "write",
+        "statuses": "write",
+    }
+    (step,) = [s for s in jobs["sign"]["steps"] if s.get("id") == "sign"]
+    assert "key" not in step["with"] and step["with"]["command"] == "sign"
+    others = [name for name, job in jobs.items() if name != "sign"]
+    assert all("id-token" not in jobs[name].get("permissions", {}) for name in others)
+
+
+def test_gitlab_keyless_template_mints_a_sigstore_token() -> None:
+    template = _load("ci/gitlab/sealgate.gitlab-ci.yml")
+    job = template[".sealgate-sign-keyless"]
+    assert job["extends"] == ".sealgate-base"
+    assert job["id_tokens"] == {"SIGSTORE_ID_TOKEN": {"aud": "sigstore"}}
+    assert job["variables"] == {"SEALGATE_COMMAND": "sign"}
+    assert "SEALGATE_KEY" not in job["variables"]
+    assert _env.secrets({"SIGSTORE_ID_TOKEN": "a.b.c"}) == ["a.b.c"]

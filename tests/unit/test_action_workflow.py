@@ -174,7 +174,8 @@ def test_public_keys_split_into_pem_blocks() -> None:
     [
         ({}, "input 'command' is required"),
         ({"SEALGATE_COMMAND": "deploy"}, "unknown command 'deploy'"),
-        ({"SEALGATE_COMMAND": "sign"}, "needs inputs 'images', 'key'"),
+        ({"SEALGATE_COMMAND": "sign"}, "needs input 'images'"),
+        ({"SEALGATE_COMMAND": "attest"}, "needs input 'images'"),
         ({"SEALGATE_COMMAND": "gate", "SEALGATE_MANIFESTS": "a"}, "needs input 'policy'"),
         ({"SEALGATE_COMMAND": "verify", "SEALGATE_IMAGES": "a"}, "'policy or public-keys'"),
         ({"SEALGATE_COMMAND": "gate", "SEALGATE_FAIL_ON": "sometimes"}, "'fail-on' must be"),

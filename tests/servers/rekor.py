@@ -1,0 +1,187 @@
+"""A small Rekor v1 for keyless-signing tests: a real RFC 6962 tree, SETs and checkpoints.
+
+@sigstore/mock's Rekor answers a random log index with a proof for index 0
+(PEERS.md §4), so its bundles verify nowhere; this one keeps every leaf,
+so each answer carries a true inclusion proof, a signed checkpoint (a C2SP
+signed note) and a SET over the RFC 8785 JSON of {body, integratedTime,
+logID, logIndex}, as Rekor v1 does.
+
+``fault`` makes it misbehave the ways a client must survive: ``"500"``,
+``"other-entry"`` (logs and answers a body with another signature) and
+``"forged-set"`` (signs the SET with a key the trusted root does not list).
+
+NOTE: Rekor openapi.yaml (POST /api/v1/log/entries, LogEntry); hashedrekord
+and dsse v0.0.1 canonical bodies (rekor pkg/types/*/v0.0.1/entry.go
+Canonicalize); C2SP tlog-checkpoint.md, signed-note.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from gate import merkle
+
+TREE_ID = 4242
+
+
+def _canonical(doc: Any) -> bytes:
+    """RFC 8785 for the ASCII strings and integers these bodies hold."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_body(proposed: dict[str, Any]) -> dict[str, Any]:
+    """What Rekor stores for a proposed hashedrekord or dsse entry."""
+    kind, spec = proposed["kind"], proposed["spec"]
+    if kind == "hashedrekord":
+        return {"apiVersion": "0.0.1", "kind": kind, "spec": spec}
+    if kind == "dsse":
+        content = spec["proposedContent"]
+        envelope = json.loads(content["envelope"])
+        payload = base64.b64decode(envelope["payload"])
+        return {
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {
+                    "algorithm": "sha256",
+                    "value": hashlib.sha256(content["envelope"].encode()).hexdigest(),
+                },
+                "payloadHash": {
+                    "algorithm": "sha256",
+                    "value": hashlib.sha256(payload).hexdigest(),
+                },
+                "signatures": [
+                    {"signature": s["sig"], "verifier": v}
+                    for s, v in zip(envelope["signatures"], content["verifiers"], strict=True)
+                ],
+            },
+        }
+    raise ValueError(f"unsupported kind {kind}")
+
+
+@dataclass
+class Rekor:
+    server: ThreadingHTTPServer
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    leaves: list[bytes] = field(default_factory=list)
+    fault: str | None = None
+    posts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def public_der(self) -> bytes:
+        return self.key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+    @property
+    def log_id(self) -> bytes:
+        return hashlib.sha256(self.public_der).digest()
+
+    @property
+    def key_name(self) -> str:
+        """The note's key name is the log's host (sigstore-js matches it against the baseUrl)."""
+        return f"127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def add(self, proposed: dict[str, Any]) -> dict[str, Any]:
+        body = canonical_body(proposed)
+        if self.fault == "other-entry":
+            spec = body["spec"]
+            sig = spec["signature"] if "signature" in spec else spec["signatures"][0]
+            field_ = "content" if "content" in sig else "signature"
+            sig[field_] = base64.b64encode(b"\x30" + bytes(70)).decode()
+        raw = _canonical(body)
+        with self.lock:
+            index = len(self.leaves)
+            self.leaves.append(merkle.leaf_hash(raw))
+            leaves = list(self.leaves)
+        size, root = len(leaves), merkle.root(leaves)
+        proof = merkle.inclusion_proof(index, leaves)
+        integrated = int(time.time())
+        signer = ec.generate_private_key(ec.SECP256R1()) if self.fault == "forged-set" else self.key
+        promise = _canonical(
+            {
+                "body": base64.b64encode(raw).decode(),
+                "integratedTime": integrated,
+                "logID": self.log_id.hex(),
+                "logIndex": index,
+            }
+        )
+        note = f"{self.key_name} - {TREE_ID}\n{size}\n{base64.b64encode(root).decode()}\n"
+        note_sig = self.key.sign(note.encode(), ec.ECDSA(hashes.SHA256()))
+        signature = base64.b64encode(self.log_id[:4] + note_sig).decode()
+        checkpoint = f"{note}\n\u2014 {self.key_name} {signature}\n"
+        return {
+            merkle.leaf_hash(raw).hex(): {
+                "body": base64.b64encode(raw).decode(),
+                "integratedTime": integrated,
+                "logID": self.log_id.hex(),
+                "logIndex": index,
+                "verification": {
+                    "signedEntryTimestamp": base64.b64encode(
+                        signer.sign(promise, ec.ECDSA(hashes.SHA256()))
+                    ).decode(),
+                    "inclusionProof": {
+                        "checkpoint": checkpoint,
+                        "hashes": [h.hex() for h in proof],
+                        "logIndex": index,
+                        "rootHash": root.hex(),
+                        "treeSize": size,
+                    },
+                },
+            }
+        }
+
+
+def start() -> Rekor:
+    holder: list[Rekor] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            rekor = holder[0]
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status, doc = 404, {"message": "not found"}
+            if self.path == "/api/v1/log/entries":
+                rekor.posts += 1
+                if rekor.fault == "500":
+                    status, doc = 500, {"message": "internal error"}
+                else:
+                    try:
+                        status, doc = 201, rekor.add(json.loads(raw))
+                    except (ValueError, KeyError, TypeError) as e:
+                        status, doc = 400, {"message": str(e)}
+            body = json.dumps(doc).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    rekor = Rekor(server)
+    holder.append(rekor)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return rekor
