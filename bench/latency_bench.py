@@ -20,14 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -43,24 +44,24 @@ ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.
 
 
 class LatencyProxy:
-    """A TCP proxy on 127.0.0.1 that delivers every chunk ``delay`` seconds after it arrives."""
+    """A TCP proxy on 127.0.0.1 that delivers every chunk ``delay`` seconds after it arrives.
+
+    It runs in a process of its own, as the network is not in the client's
+    process: sharing the client's interpreter lock would charge the proxy's work
+    to whichever client does more work of its own.
+    """
 
     def __init__(self, target_port: int, delay: float) -> None:
         self.target_port, self.delay = target_port, delay
         self.port = free_port()
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _run(self) -> None:
+    def _serve(self, ready: Any) -> None:
+        self._loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        )
-        self._ready.set()
+        self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        ready.set()
         self._loop.run_forever()
-        server.close()
-        self._loop.run_until_complete(server.wait_closed())
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -70,15 +71,16 @@ class LatencyProxy:
                 at, data = await queue.get()
                 if not data:
                     break
-                await asyncio.sleep(max(0.0, at - self._loop.time()))
+                await asyncio.sleep(max(0.0, at - loop.time()))
                 writer.write(data)
                 await writer.drain()
             writer.close()
 
+        loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(deliver())
         with contextlib.suppress(ConnectionError):
             while data := await reader.read(65536):
-                await queue.put((self._loop.time() + self.delay, data))
+                await queue.put((loop.time() + self.delay, data))
         await queue.put((0.0, b""))
         with contextlib.suppress(ConnectionError):
             await task
@@ -90,13 +92,17 @@ class LatencyProxy:
 
     @contextlib.contextmanager
     def running(self) -> Iterator[LatencyProxy]:
-        self._thread.start()
-        self._ready.wait(10)
+        context = multiprocessing.get_context("fork")
+        ready = context.Event()
+        process = context.Process(target=self._serve, args=(ready,), daemon=True)
+        process.start()
         try:
+            if not ready.wait(10):
+                raise RuntimeError("the latency proxy did not start")
             yield self
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+            process.terminate()
+            process.join(10)
 
 
 def floor(host: str, refs: list[tuple[str, str]], concurrency: int) -> float:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -105,6 +106,8 @@ class _Job:
     results: dict[str, Result] = field(default_factory=dict)
     _then: dict[Future[Any], list[Callable[[Future[Any]], None]]] = field(default_factory=dict)
     _reads: dict[tuple[int, Place], list[Future[Evidence]]] = field(default_factory=dict)
+    _done: queue.SimpleQueue[Future[Any]] = field(default_factory=queue.SimpleQueue)
+    """Futures as they complete, pushed by the workers: the loop wakes once per completion."""
 
     def run(self, found: Sequence[Source]) -> dict[str, Result]:
         readers = reader_table(
@@ -128,15 +131,15 @@ class _Job:
                 lambda f, s=source: self._on_subject(s, f),  # type: ignore[misc]
             )
         while self._then:
-            done, _ = wait(list(self._then), return_when=FIRST_COMPLETED)
-            for future in done:
-                for callback in self._then.pop(future):
-                    callback(future)
+            future = self._done.get()
+            for callback in self._then.pop(future):
+                callback(future)
         return self.results
 
     def _submit(self, fn: Callable[[], Any], then: Callable[[Future[Any]], None]) -> Future[Any]:
         future = self.pool.submit(fn)
         self._then.setdefault(future, []).append(then)
+        future.add_done_callback(self._done.put)  # runs at once if it is already done
         return future
 
     # --- subject and precheck -----------------------------------------------------------------
