@@ -19,7 +19,7 @@ from gate import __version__
 from gate import _cli_handlers as handlers
 from gate.errors import SealgateError
 
-OUTPUTS = ("text", "json", "markdown", "junit", "sarif")
+OUTPUTS = ("text", "json", "markdown", "html", "junit", "sarif")
 _TRUSTED_KEYS_HELP = "trusted public key (repeatable)"
 _WRITER_KEYS_HELP = "only accept checkpoints written by these keys (repeatable)"
 

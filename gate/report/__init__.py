@@ -1,11 +1,11 @@
-"""Results → reports: a terminal table, JSON, markdown, JUnit XML and SARIF 2.1.0.
+"""Results → reports: a terminal table, JSON, markdown, HTML, JUnit XML and SARIF 2.1.0.
 
 Every front end (CLI, Action, GitLab template, watchdog) renders the same
 :class:`~gate.result.Result` values through :func:`render`; nothing here
 decides anything, it only shows what ``verify`` concluded.
 
 The format modules are imported when a format is asked for, so importing
-``gate.report`` stays cheap (jinja2 in particular loads only for markdown).
+``gate.report`` stays cheap (jinja2 in particular loads only for markdown and HTML).
 The helpers below are shared by those modules.
 """
 
@@ -54,6 +54,7 @@ class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     MARKDOWN = "markdown"
+    HTML = "html"
     JUNIT = "junit"
     SARIF = "sarif"
 
@@ -62,6 +63,7 @@ FILE_NAMES: Mapping[OutputFormat, str] = {
     OutputFormat.TEXT: "report.txt",
     OutputFormat.JSON: "report.json",
     OutputFormat.MARKDOWN: "report.md",
+    OutputFormat.HTML: "report.html",
     OutputFormat.JUNIT: "junit.xml",
     OutputFormat.SARIF: "sarif.json",
 }
@@ -113,6 +115,10 @@ def render(
         from gate.report import _markdown
 
         return _markdown.render_markdown(results, ctx)
+    if fmt is OutputFormat.HTML:
+        from gate.report import _html
+
+        return _html.render_html(results, ctx)
     if fmt is OutputFormat.JUNIT:
         from gate.report import _junit
 

@@ -267,6 +267,7 @@ def test_report_dir_writes_every_format_and_a_signed_vsa(
     assert {
         "report.json",
         "report.md",
+        "report.html",
         "junit.xml",
         "sarif.json",
         "report.txt",

@@ -524,6 +524,7 @@ def test_write_all_writes_every_format(
         "report.txt",
         "report.json",
         "report.md",
+        "report.html",
         "junit.xml",
         "sarif.json",
     }
