@@ -55,7 +55,7 @@ def render_html(results: Sequence[Result], ctx: ReportContext) -> str:
         run_link=_safe_url(ctx.run_url),
         image_link=lambda r: _safe_url(ctx.links.get(r.image)),
         file_link=lambda s: _safe_url(_file_url(ctx, s.file, s.line)),
-        **page_assets("report"),
+        **page_assets(),
     )
 
 
@@ -79,12 +79,14 @@ def search_text(result: Result) -> str:
     return printable(" ".join(parts)).lower()
 
 
-def page_assets(name: str) -> dict[str, str]:
-    """``style``, ``script`` and the ``csp`` that allows exactly them (and nothing else)."""
-    style = _asset("report.css")
-    if name != "report":  # other pages (the watchdog's) add to the report's look
-        style += _asset(f"{name}.css")
-    script = _asset(f"{name}.js")
+def page_assets(extra_css: str | None = None) -> dict[str, str]:
+    """``style``, ``script`` and the ``csp`` that allows exactly them (and nothing else).
+
+    Both pages (this report and the watchdog's status page) share the look and
+    the filter script; ``extra_css`` names a stylesheet the other page adds.
+    """
+    style = _asset("report.css") + (_asset(extra_css) if extra_css else "")
+    script = _asset("report.js")
     return {"style": style, "script": script, "csp": content_security_policy(style, script)}
 
 
