@@ -37,8 +37,10 @@ if TYPE_CHECKING:
     import jinja2
     from markupsafe import Markup
 
-_BREAK_AFTER = re.compile(r"([/:@.])")
-"""Where a long reference may wrap: after a separator, never inside a name."""
+_BREAK_AFTER = re.compile(r"([/:@])")
+"""Where a long reference may wrap: after a separator (/ : @), never inside a name."""
+_HEX_RUN = re.compile(r"[0-9a-f]{32,}")
+"""A long hex run (a pinned digest, not a name) may also wrap every 16 digits."""
 
 
 def render_html(results: Sequence[Result], ctx: ReportContext) -> str:
@@ -128,8 +130,13 @@ def wrap(value: Any) -> Markup:
     """Escaped text with ``<wbr>`` after separators, so a long reference wraps between names."""
     from markupsafe import Markup, escape
 
-    text = str(escape(_text(value)))
-    return Markup(_BREAK_AFTER.sub(r"\1<wbr>", text))
+    text = _BREAK_AFTER.sub(r"\1<wbr>", str(escape(_text(value))))
+    return Markup(_HEX_RUN.sub(_hex_breaks, text))
+
+
+def _hex_breaks(match: re.Match[str]) -> str:
+    run = match.group()
+    return "<wbr>".join(run[i : i + 16] for i in range(0, len(run), 16))
 
 
 def _text(value: Any) -> str:
