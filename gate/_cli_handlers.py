@@ -154,14 +154,18 @@ def _manifest_options(args: argparse.Namespace) -> manifests.Options:
 
 
 def _emit(results: Sequence[Result], args: argparse.Namespace, command: str) -> None:
+    from gate._cli_style import use_color
     from gate.report import OutputFormat, ReportContext, render
+    from gate.result import FailOn
 
     ctx = ReportContext(
-        command=command, tool_version=__version__, policy=getattr(args, "policy", None)
+        command=command,
+        tool_version=__version__,
+        policy=getattr(args, "policy", None),
+        fail_on=FailOn(getattr(args, "fail_on", FailOn.UNKNOWN.value)),  # the exit code's rule
     )
-    text = render(
-        results, OutputFormat(args.output), ctx, color=sys.stdout.isatty() and args.output == "text"
-    )
+    color = args.output == "text" and use_color(args.color, sys.stdout)
+    text = render(results, OutputFormat(args.output), ctx, color=color)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from gate import __version__
 from gate import _cli_handlers as handlers
+from gate._cli_style import CHOICES
 from gate.errors import SealgateError
 
 OUTPUTS = ("text", "json", "markdown", "html", "junit", "sarif")
@@ -24,8 +25,61 @@ _TRUSTED_KEYS_HELP = "trusted public key (repeatable)"
 _WRITER_KEYS_HELP = "only accept checkpoints written by these keys (repeatable)"
 
 
+def _add_global_options(p: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes, before or after its name (see ``_share_globals``)."""
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log what is happening to stderr (off)"
+    )
+    p.add_argument(
+        "--color",
+        choices=CHOICES,
+        default="auto",
+        help="colour and emoji in text output: auto (default) means on a terminal, "
+        "unless NO_COLOR is set",
+    )
+    p.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="ledger file (default: $SEALGATE_LEDGER, else one in your data directory)",
+    )
+    p.add_argument(
+        "--state-dir",
+        dest="global_state_dir",
+        metavar="DIR",
+        help="state directory: the ledger's witness, the watchdog's state "
+        "(default: $SEALGATE_STATE_DIR, else watch/ next to the default ledger)",
+    )
+
+
+def _share_globals(parser: argparse.ArgumentParser) -> None:
+    """Let every subcommand take the global and registry options after its name too.
+
+    Each subparser gets copies with ``default=SUPPRESS``: given after the
+    subcommand they win, absent they leave the value parsed before it (or the
+    top-level default) alone. A subcommand's own option of the same name
+    (``watch --state-dir``, ``demo --registry``) keeps its meaning.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            for own in child._actions:
+                if getattr(own.container, "title", None) == _REGISTRY_GROUP:
+                    own.default = argparse.SUPPRESS  # the top level holds the default
+            shared = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+            _add_global_options(shared)
+            group = child.add_argument_group("global options (also before the subcommand)")
+            for option in shared._actions:
+                if not any(o in child._option_string_actions for o in option.option_strings):
+                    group._add_action(option)
+            _share_globals(child)
+
+
+_REGISTRY_GROUP = "registry"
+
+
 def _add_registry_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("registry")
+    g = p.add_argument_group(_REGISTRY_GROUP)
     g.add_argument(
         "--insecure-registry",
         action="append",
@@ -113,21 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep untrusted container images off your hosts: sign, gate, watch.",
     )
     parser.add_argument("--version", action="version", version=f"sealgate {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log what is happening to stderr"
-    )
-    parser.add_argument(
-        "--ledger",
-        metavar="PATH",
-        help="ledger file (default: $SEALGATE_LEDGER, else one in your data directory)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        dest="global_state_dir",
-        metavar="DIR",
-        help="state directory: the ledger's witness, the watchdog's state "
-        "(default: $SEALGATE_STATE_DIR, else watch/ next to the default ledger)",
-    )
+    _add_global_options(parser)
+    _add_registry_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     keys = sub.add_parser("keys", help="generate signing keys").add_subparsers(
@@ -383,6 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("file")
     explain.add_argument("image")
     explain.set_defaults(handler=handlers.policy_explain)
+    _share_globals(parser)
     return parser
 
 
