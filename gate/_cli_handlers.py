@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gate import __version__
 from gate.errors import UsageError
@@ -410,21 +410,44 @@ def watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    if server is not None:
-        everywhere = server.host in ("0.0.0.0", "::")
+    print(f"sealgate: {_watching(dog, args, server)}", file=sys.stderr, flush=True)
+    if server is not None and server.host in ("0.0.0.0", "::"):
         log.warning(
-            "serving metrics on %s%s",
-            server.url,
-            " (every interface: anyone who can reach this host can read them)"
-            if everywhere
-            else "",
+            "serving metrics and the status page on every interface: "
+            "anyone who can reach this host can read them"
         )
     try:
         dog.run(stop, once=args.once)
     finally:
         if server is not None:
             server.close()
-    return 0
+    from gate.watch._page import checked_line
+
+    print(checked_line(dog.board.snapshot()), flush=True)
+    return dog.board.exit_code() if args.once else 0
+
+
+def _watching(dog: Any, args: argparse.Namespace, server: Any) -> str:
+    """One line at start: what is watched, against what, and where results go."""
+    scope = f"containers labelled {', '.join(args.label)}" if args.label else "every container"
+    trust = f"policy {args.policy}" if args.policy else f"{_count(len(args.key), 'key')}"
+    sinks = [w.name for w in dog.alerts] or ["nowhere"]
+    line = (
+        f"watching {scope} on {dog.engine.where} ({'one sweep' if args.once else 'events'}"
+        f"{'' if args.once else f', a sweep every {args.interval:g} s'}) against {trust}; "
+        f"alerts to {', '.join(sinks)}"
+    )
+    if dog.metrics_sinks:
+        line += f"; results to {', '.join(w.name for w in dog.metrics_sinks)}"
+    if server is not None:
+        base = server.url.removesuffix("metrics")
+        line += f"; status page {base}, metrics {server.url}"
+    return line
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 key``, ``2 keys``."""
+    return f"{n} {noun if n == 1 else noun + 's'}"
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -87,6 +87,12 @@ class Board:
         with self._lock:
             self._rows.pop(container_id, None)
 
+    def exit_code(self) -> int:
+        """``gate``'s rule over the containers shown: 0 all pass, 1 a policy failure, 3 ERROR."""
+        with self._lock:
+            failing = [r.status for r in self._rows.values() if r.failing]
+        return 3 if Status.ERROR in failing else 1 if failing else 0
+
     def snapshot(self) -> dict[str, Any]:
         """The page's data, as ``/status.json`` serves it: failing containers first."""
         with self._lock:

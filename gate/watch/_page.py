@@ -47,6 +47,14 @@ def summary(snapshot: Mapping[str, Any]) -> str:
     return f"❌ {len(failing)} of {total} {noun} failing: {detail}"
 
 
+def checked_line(snapshot: Mapping[str, Any]) -> str:
+    """``Checked 3 containers: 1 unknown, 2 trusted``: what ``watch`` prints when it ends."""
+    total = len(snapshot["containers"])
+    noun = "container" if total == 1 else "containers"
+    counts = ", ".join(f"{n} {s.lower()}" for s, n in snapshot["counts"].items())
+    return f"Checked {total} {noun}" + (f": {counts}" if counts else "")
+
+
 def pages(board: Board, refresh: int = REFRESH_SECONDS) -> dict[str, Page]:
     """The routes the metrics server adds: ``/`` (HTML) and ``/status.json``."""
 

@@ -18,7 +18,7 @@ from gate.engine import ContainerInfo
 from gate.notify import Metrics, url_secrets
 from gate.result import Result, Signer, Status
 from gate.watch._board import Board
-from gate.watch._page import pages, render_status
+from gate.watch._page import checked_line, pages, render_status
 
 D1 = "sha256:" + "ab" * 32
 KEY = "cd" * 32
@@ -136,3 +136,15 @@ def test_page_escapes_hostile_names_and_refreshes_itself(board: Board) -> None:
 def test_an_empty_board_says_so() -> None:
     text = "".join(_Tags(render_status(Board("h").snapshot())).text)
     assert "no running containers checked yet" in text and "No sinks." in text
+
+
+def test_exit_code_follows_the_gate_rule(board: Board) -> None:
+    assert board.exit_code() == 1  # UNTRUSTED and UNKNOWN run
+    board.record(container("db"), Result("db", None, Status.ERROR, "registry down"))
+    assert board.exit_code() == 3  # ERROR wins
+    only_good = Board("h")
+    only_good.record(container("web"), Result("x", D1, Status.TRUSTED, "ok"))
+    only_good.record(container("old"), Result("x", D1, Status.UNSUPPORTED, "deprecated"))
+    assert only_good.exit_code() == 0  # UNSUPPORTED warns by default
+    assert checked_line(only_good.snapshot()) == "Checked 2 containers: 1 unsupported, 1 trusted"
+    assert checked_line(Board("h").snapshot()) == "Checked 0 containers"
