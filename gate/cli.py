@@ -17,11 +17,14 @@ from collections.abc import Sequence
 
 from gate import __version__
 from gate import _cli_handlers as handlers
+from gate._cli_completion import SHELLS, script
+from gate._cli_help import polish
 from gate._cli_style import CHOICES
 from gate.errors import SealgateError
 
 OUTPUTS = ("text", "json", "markdown", "html", "junit", "sarif")
 _TRUSTED_KEYS_HELP = "trusted public key (repeatable)"
+_IMAGE_HELP = "REGISTRY/REPO:TAG, REPO@sha256:…, docker://NAME, oci:DIR or docker-archive:FILE"
 _WRITER_KEYS_HELP = "only accept checkpoints written by these keys (repeatable)"
 
 
@@ -156,9 +159,7 @@ def _add_public_keys(p: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-o", "--output", choices=OUTPUTS, default="text", help="output format (default: text)"
-    )
+    p.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="output format")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,8 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
         dest="keys_command", required=True
     )
     gen = keys.add_parser("generate", help="write PREFIX.key (encrypted PKCS#8) and PREFIX.pub")
-    gen.add_argument("--type", default="ecdsa-p256", choices=("ecdsa-p256", "ed25519", "rsa-3072"))
-    gen.add_argument("--out", default="sealgate", metavar="PREFIX")
+    gen.add_argument(
+        "--type",
+        default="ecdsa-p256",
+        choices=("ecdsa-p256", "ed25519", "rsa-3072"),
+        help="key algorithm",
+    )
+    gen.add_argument("--out", default="sealgate", metavar="PREFIX", help="file name prefix")
     gen.add_argument("--no-password", action="store_true", help="write an unencrypted private key")
     gen.add_argument(
         "--format",
@@ -189,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(handler=handlers.keys_generate)
 
     sign = sub.add_parser("sign", help="sign images (cosign-compatible)")
-    sign.add_argument("images", nargs="+", metavar="IMAGE")
+    sign.add_argument("images", nargs="+", metavar="IMAGE", help=_IMAGE_HELP)
     sign.add_argument(
         "--key", required=True, metavar="KEY", help="private key: a path or env://NAME"
     )
@@ -225,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(handler=handlers.sign)
 
     verify = sub.add_parser("verify", help="verify images against keys or a policy")
-    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    verify.add_argument("images", nargs="+", metavar="IMAGE", help=_IMAGE_HELP)
     _add_public_keys(verify, _TRUSTED_KEYS_HELP)
     verify.add_argument("--policy", metavar="FILE", help="trust policy (instead of --key)")
     verify.add_argument(
@@ -241,10 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     gate = sub.add_parser("gate", help="check every image in deploy manifests against a policy")
     gate.add_argument("paths", nargs="+", metavar="PATH", help="files, directories, or - for stdin")
-    gate.add_argument("--policy", required=True, metavar="FILE")
+    gate.add_argument("--policy", required=True, metavar="FILE", help="trust policy (required)")
     gate.add_argument("--report-dir", metavar="DIR", help="write every report format there")
     gate.add_argument(
-        "--fail-on", choices=("untrusted", "unknown", "unsupported", "never"), default="unknown"
+        "--fail-on",
+        choices=("untrusted", "unknown", "unsupported", "never"),
+        default="unknown",
+        help="the least status that fails the run (ERROR always fails)",
     )
     gate.add_argument("--allow-empty", action="store_true", help="pass when no image is found")
     gate.add_argument(
@@ -256,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.set_defaults(handler=handlers.gate)
 
     pin = sub.add_parser("pin", help="pin image tags to digests in manifests, in place")
-    pin.add_argument("paths", nargs="+", metavar="PATH")
+    pin.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to rewrite")
     pin.add_argument(
         "--check", action="store_true", help="exit 1 if anything is unpinned; write nothing"
     )
@@ -269,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("unsupport", "mark an image deprecated (UNSUPPORTED)"),
     ):
         revoke = sub.add_parser(action, help=what)
-        revoke.add_argument("image", metavar="IMAGE|DIGEST")
+        revoke.add_argument("image", metavar="IMAGE|DIGEST", help="the image, by digest")
         revoke.add_argument(
             "--key", required=True, metavar="KEY", help="private key of a trusted signer"
         )
@@ -287,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp = ledger_sub.add_parser(
         "proof", help="print an inclusion proof for the newest entry about DIGEST"
     )
-    lp.add_argument("digest")
+    lp.add_argument("digest", help="sha256:HEX of an image the ledger holds")
     lp.set_defaults(handler=handlers.ledger_proof)
     lc = ledger_sub.add_parser(
         "check-proof",
@@ -301,24 +310,24 @@ def build_parser() -> argparse.ArgumentParser:
     le = ledger_sub.add_parser(
         "export", help="write every entry and checkpoint to FILE (JSON Lines)"
     )
-    le.add_argument("file")
+    le.add_argument("file", help="where to write (JSON Lines)")
     le.set_defaults(handler=handlers.ledger_export)
     li = ledger_sub.add_parser(
         "import", help="append entries from FILE after checking them; refuses a fork"
     )
-    li.add_argument("file")
+    li.add_argument("file", help="a file from `ledger export`")
     _add_public_keys(li, _WRITER_KEYS_HELP)
     li.set_defaults(handler=handlers.ledger_import)
     lw = ledger_sub.add_parser(
         "witness", help="carry the largest checkpoint seen to another host or a repository"
     ).add_subparsers(dest="witness_command", required=True)
     we = lw.add_parser("export", help="write this ledger's witness to FILE")
-    we.add_argument("file")
+    we.add_argument("file", help="where to write the witness")
     we.set_defaults(handler=handlers.ledger_witness_export)
     wi = lw.add_parser(
         "import", help="hold this ledger to the witness in FILE; refuses one it does not extend"
     )
-    wi.add_argument("file")
+    wi.add_argument("file", help="a file from `ledger witness export`")
     _add_public_keys(wi, "only accept a witness signed by these writer keys (repeatable)")
     wi.set_defaults(handler=handlers.ledger_witness_import)
 
@@ -328,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--policy", metavar="FILE", help="trust policy (reloaded when it changes)")
     _add_public_keys(watch, _TRUSTED_KEYS_HELP)
     watch.add_argument(
-        "--interval", type=float, default=60.0, metavar="S", help="seconds between sweeps (60)"
+        "--interval", type=float, default=60.0, metavar="S", help="seconds between sweeps"
     )
     watch.add_argument(
         "--alert",
@@ -363,8 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--metrics-addr",
         metavar="ADDR",
-        help="serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9105; "
-        "':PORT' listens on every interface",
+        help="serve Prometheus /metrics, the status page (/) and /status.json on HOST:PORT, "
+        "e.g. 127.0.0.1:9105; ':PORT' listens on every interface (default: off)",
     )
     watch.add_argument(
         "--on-untrusted",
@@ -385,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="S",
         help="verify each image again after this long, so registry-side revocations "
-        "reach running containers within S seconds (60)",
+        "reach running containers within S seconds",
     )
     watch.add_argument("--cache-ttl", dest="refresh", type=float, help=argparse.SUPPRESS)
     watch.add_argument(
@@ -414,18 +423,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_keyless_commands(sub)
 
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print a completion script: eval "$(sealgate completion bash)" in '
+        "~/.bashrc, the same with zsh in ~/.zshrc, or "
+        "`sealgate completion fish > ~/.config/fish/completions/sealgate.fish`.",
+    )
+    completion.add_argument("shell", choices=SHELLS, help="bash, zsh or fish")
+    completion.set_defaults(handler=_completion)
+
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True
     )
     check = policy.add_parser("check", help="validate a policy file")
-    check.add_argument("file")
+    check.add_argument("file", help="the policy YAML")
     check.set_defaults(handler=handlers.policy_check)
     explain = policy.add_parser("explain", help="say which rule applies to an image and why")
-    explain.add_argument("file")
-    explain.add_argument("image")
+    explain.add_argument("file", help="the policy YAML")
+    explain.add_argument("image", help="an image reference")
     explain.set_defaults(handler=handlers.policy_explain)
     _share_globals(parser)
+    polish(parser)
     return parser
+
+
+def _completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
 
 
 def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -436,7 +461,7 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "bundle v0.1-v0.3 or a .jsonl of bundles (one that verifies is enough), offline. "
         "Exit 0 verified, 1 rejected, 2 bad usage.",
     )
-    blob.add_argument("target", metavar="FILE|sha256:HEX")
+    blob.add_argument("target", metavar="FILE|sha256:HEX", help="the signed file or its digest")
     blob.add_argument("--bundle", required=True, metavar="B", help="the bundle file")
     who = blob.add_mutually_exclusive_group(required=True)
     who.add_argument("--key", metavar="PUB", help="public key for key-signed bundles")
@@ -478,7 +503,9 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="URI",
         help="for DSSE bundles: the in-toto predicate type the statement must have",
     )
-    blob.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    blob.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format"
+    )
     blob.set_defaults(handler=handlers.verify_blob)
 
     roots = sub.add_parser(
@@ -492,7 +519,7 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     show.add_argument("files", nargs="*", metavar="FILE", help="show these files instead")
     show.set_defaults(handler=handlers.trust_root_show)
     imp = roots.add_parser("import", help="check a trusted_root.json or gh JSONL and keep it")
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", help="trusted_root.json or gh's JSONL")
     imp.set_defaults(handler=handlers.trust_root_import)
     upd = roots.add_parser(
         "update", help="refresh from Sigstore's TUF repository (needs network; says how)"
