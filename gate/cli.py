@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gate import __version__
 from gate import _cli_handlers as handlers
@@ -69,7 +70,7 @@ def _share_globals(parser: argparse.ArgumentParser) -> None:
             for own in child._actions:
                 if getattr(own.container, "title", None) == _REGISTRY_GROUP:
                     own.default = argparse.SUPPRESS  # the top level holds the default
-            shared = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+            shared = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
             _add_global_options(shared)
             group = child.add_argument_group("global options (also before the subcommand)")
             for option in shared._actions:
@@ -162,8 +163,15 @@ def _add_output(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="output format")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block is one ``--help`` away."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"sealgate: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sealgate",
         description="Keep untrusted container images off your hosts: sign, gate, watch.",
     )
@@ -453,7 +461,7 @@ def _completion(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_keyless_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     blob = sub.add_parser(
         "verify-blob",
         help="verify a file or digest against a Sigstore bundle (keyless or key)",
@@ -529,7 +537,10 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) and usage errors (2), already printed
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="sealgate: %(message)s",
