@@ -16,6 +16,7 @@ import pytest
 from gate import keys
 from gate.cli import main
 from gate.refs import Reference
+from tests.unit.test_report_schema import validate
 
 from .conftest import RegistryServer
 
@@ -273,6 +274,7 @@ def test_report_dir_writes_every_format_and_a_signed_vsa(
         "report.txt",
         "vsa.intoto.jsonl",
     } <= set(names)
+    validate(json.loads((reports / "report.json").read_text()))  # real output, its schema
     from gate import dsse, provenance
 
     envelope = dsse.Envelope.from_json(
