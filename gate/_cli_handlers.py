@@ -133,7 +133,7 @@ def sign(args: argparse.Namespace) -> int:
             directory=Path(args.report_dir) if args.report_dir else None,
         )
         print(
-            f"Attached signed SLSA provenance to {len(pairs)} image(s)"
+            f"Attached signed SLSA provenance to {_count(len(pairs), 'image')}"
             + (f"; wrote {made.path}" if made.path else "")
         )
     return 0
@@ -266,7 +266,8 @@ def ledger_verify(args: argparse.Namespace) -> int:
         witness = ledger.witness
         seen = witness.load() if witness is not None else None
     print(
-        f"{ledger.path}: OK: {report.entries} entries, {report.checkpoints} checkpoints, "
+        f"{ledger.path}: OK: {_count(report.entries, 'entry', 'entries')}, "
+        f"{_count(report.checkpoints, 'checkpoint')}, "
         f"root {report.root}"
     )
     print(f"checkpoint writers: {', '.join(k[:16] for k in report.writers) or 'none'}")
@@ -316,7 +317,7 @@ def ledger_check_proof(args: argparse.Namespace) -> int:
 def ledger_export(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         count = ledger.export(args.file)
-    print(f"Exported {count} entries to {args.file}")
+    print(f"Exported {_count(count, 'entry', 'entries')} to {args.file}")
     return 0
 
 
@@ -445,9 +446,10 @@ def _watching(dog: Any, args: argparse.Namespace, server: Any) -> str:
     return line
 
 
-def _count(n: int, noun: str) -> str:
-    """``1 key``, ``2 keys``."""
-    return f"{n} {noun if n == 1 else noun + 's'}"
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    from gate.report import counted
+
+    return counted(n, noun, plural)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -480,7 +482,8 @@ def pin(args: argparse.Namespace) -> int:
             print(f"{where}: pinned {change.old} -> {change.new}")
     if left:
         fix = "run `sealgate pin` or pin them by hand" if args.check else "pin them by hand"
-        print(f"{left} image reference(s) are not pinned; {fix}.")
+        are = "is" if left == 1 else "are"
+        print(f"{_count(left, 'image reference')} {are} not pinned; {fix}.")
         return 1
     if not changes:
         print("Every image reference is already pinned.")
@@ -492,7 +495,8 @@ def policy_check(args: argparse.Namespace) -> int:
 
     pol = policy.load(args.file)
     print(
-        f"{args.file}: valid ({len(pol.signers)} signers, {len(pol.rules)} rules, "
+        f"{args.file}: valid ({_count(len(pol.signers), 'signer')}, "
+        f"{_count(len(pol.rules), 'rule')}, "
         f"default {'deny' if pol.default is None else 'rule'})"
     )
     return 0

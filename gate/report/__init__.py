@@ -29,6 +29,7 @@ __all__ = [
     "SUMMARY_MAX",
     "OutputFormat",
     "ReportContext",
+    "counted",
     "prepare_dir",
     "render",
     "summary_line",
@@ -281,6 +282,11 @@ def _escape_char(match: re.Match[str]) -> str:
     if char in "\r\n\t":
         return " "
     return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 image``, ``2 images``, ``0 entries``: a count with its noun in agreement."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def clip(text: str, limit: int, marker: str = "…") -> str:
