@@ -70,6 +70,13 @@ def browser(tmp_path: Path) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=log,
         start_new_session=True,  # its renderer and GPU processes go with it at the end
+        env={  # its caches and temporary files stay in tmp_path too
+            **os.environ,
+            "HOME": str(tmp_path),
+            "TMPDIR": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+            "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        },
     )
     try:
         port_file = profile / "DevToolsActivePort"

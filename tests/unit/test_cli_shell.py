@@ -6,6 +6,7 @@ Completion scripts are run by the real bash, zsh and fish.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -106,6 +107,17 @@ def _script(shell: str, tmp_path: Path) -> Path:
     return path
 
 
+def _home(directory: Path) -> dict[str, str]:
+    """The shell's dot files (zsh's .zcompdump, fish's history) go to ``directory``."""
+    return {
+        **os.environ,
+        "HOME": str(directory),
+        "XDG_CONFIG_HOME": str(directory / "config"),
+        "XDG_DATA_HOME": str(directory / "data"),
+        "XDG_CACHE_HOME": str(directory / "cache"),
+    }
+
+
 def _bashlike(shell: str, script: Path, words: list[str]) -> list[str]:
     setup = "autoload -U compinit && compinit -u; " if shell == "zsh" else ""
     quoted = " ".join(f"'{w}'" for w in words)
@@ -116,8 +128,9 @@ def _bashlike(shell: str, script: Path, words: list[str]) -> list[str]:
     if shell == "zsh":
         program = program.replace("_sealgate;", "setopt ksharrays; _sealgate;")
     done = subprocess.run(
-        [shell, "-c", program], capture_output=True, text=True, timeout=30, cwd=ROOT
-    )
+        [shell, "-c", program],
+        capture_output=True, text=True, timeout=30, cwd=ROOT, env=_home(script.parent),
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return done.stdout.split()
 
@@ -144,7 +157,7 @@ def test_fish_completes_subcommands_options_and_choices(tmp_path: Path) -> None:
     def complete(line: str) -> list[str]:
         done = subprocess.run(
             ["fish", "--no-config", "-c", f"source {script}; complete -C '{line}'"],
-            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+            capture_output=True, text=True, timeout=30, cwd=tmp_path, env=_home(tmp_path),
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         return [row.split("\t")[0] for row in done.stdout.splitlines()]
