@@ -21,6 +21,7 @@ from gate.errors import UsageError
 
 if TYPE_CHECKING:
     from gate import commands, manifests
+    from gate._cli_progress import Ticker
     from gate.keys import PublicKey
     from gate.ledger import Ledger
     from gate.policy import Policy
@@ -107,15 +108,16 @@ def sign(args: argparse.Namespace) -> int:
     if args.provenance and args.report_dir:
         _report_dir(args.report_dir)  # before a signature is pushed, not after
     ctx = _context(args, args.images)
-    done = commands.sign(
-        ctx,
-        args.images,
-        key,
-        annotations=annotations,
-        fmt=SignatureFormat(args.format),
-        recursive=args.recursive,
-        push=args.push,
-    )
+    with _progress(f"signing {_count(len(args.images), 'image')}"):
+        done = commands.sign(
+            ctx,
+            args.images,
+            key,
+            annotations=annotations,
+            fmt=SignatureFormat(args.format),
+            recursive=args.recursive,
+            push=args.push,
+        )
     for signed in done:
         print(f"Signed {signed.image}")
         for where in signed.written:
@@ -190,7 +192,9 @@ def verify(args: argparse.Namespace) -> int:
     from gate import commands
 
     pol = commands.load_policy(args.policy, args.key)
-    checked = _checker(args, pol).verify(args.images, attestations=args.attestation)
+    checker = _checker(args, pol)
+    with _progress(f"verifying {_count(len(args.images), 'image')}"):
+        checked = checker.verify(args.images, attestations=args.attestation)
     _emit(checked.results, args, "verify")
     return checked.exit_code
 
@@ -200,12 +204,13 @@ def gate(args: argparse.Namespace) -> int:
 
     pol = policy.load(args.policy)
     checker = _checker(args, pol, signing_key=args.key)
-    checked = checker.gate(
-        args.paths,
-        stdin=sys.stdin,
-        allow_empty=args.allow_empty,
-        options=_manifest_options(args),
-    )
+    with _progress("checking the images in " + ", ".join(args.paths)[:60]):
+        checked = checker.gate(
+            args.paths,
+            stdin=sys.stdin,
+            allow_empty=args.allow_empty,
+            options=_manifest_options(args),
+        )
     if not checked.results:
         print("No images found; nothing to check (--allow-empty).")
         return 0
@@ -444,6 +449,13 @@ def _watching(dog: Any, args: argparse.Namespace, server: Any) -> str:
         base = server.url.removesuffix("metrics")
         line += f"; status page {base}, metrics {server.url}"
     return line
+
+
+def _progress(what: str) -> Ticker:
+    """A ticker on stderr while a long run works (a terminal only; see gate._cli_progress)."""
+    from gate._cli_progress import Ticker
+
+    return Ticker(what, sys.stderr)
 
 
 def _count(n: int, noun: str, plural: str | None = None) -> str:
