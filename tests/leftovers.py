@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MARK = "SEALGATE_TEST_SESSION"
+HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+"""Python's own helpers of the pytest process: they end when it does, not before."""
 CONTAINER_LABEL_PREFIXES = ("sealgate",)
 """Containers the suite makes carry a label starting so (``sealgate-test``, ``sealgate.test``…)."""
 TMP_KEEP = ("pytest-of-",)
@@ -57,6 +59,9 @@ def marked_processes(token: str, own: int | None = None) -> list[str]:
             if stat[stat.rindex(")") + 2] == "Z":
                 continue  # exited, only waiting to be reaped: nothing runs
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+            if parent == own and any(h in command for h in HELPERS):
+                continue
             found.append(f"{entry.name} {command.strip()[:160]}")
     return found
 

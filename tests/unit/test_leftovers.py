@@ -59,3 +59,11 @@ def test_a_new_temporary_entry_is_reported(tmp_path: Path) -> None:
         made.rmdir()
     likely = leftovers.find(secrets.token_hex(8), before, tmp_path, wait=0).likely
     assert f"temporary {made}" not in likely
+
+
+def test_python_s_own_resource_tracker_is_not_a_leftover() -> None:
+    import multiprocessing.resource_tracker as tracker
+
+    token = os.environ.get(leftovers.MARK, "")
+    tracker.ensure_running()  # a helper of this very process, ended when it exits
+    assert not [p for p in leftovers.marked_processes(token) if "resource_tracker" in p]
