@@ -41,6 +41,12 @@ EXAMPLES: Mapping[str, str] = {
     "policy check": "sealgate policy check policy.yaml",
     "policy explain": f"sealgate policy explain policy.yaml {_DIGEST}",
     "completion": 'eval "$(sealgate completion bash)"',
+    # subcommands landing on main beside this change (admission, keyless policy init)
+    "admission serve": "sealgate admission serve --policy policy.yaml --tls-cert tls.crt "
+    "--tls-key tls.key --addr 0.0.0.0:8443",
+    "admission manifests": "sealgate admission manifests --policy policy.yaml "
+    "--image ghcr.io/acme/sealgate@sha256:… > admission.yaml",
+    "policy init": "sealgate policy init --from-github acme/app/release.yml -o policy.yaml",
 }
 
 
