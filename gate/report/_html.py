@@ -66,7 +66,7 @@ def signer_text(signer: Signer | None) -> str:
     if signer is None:
         return "-"
     identity = getattr(signer, "identity", None)  # keyless signers carry an OIDC identity
-    who = str(identity) if identity else f"key {signer.key_id[:16]}"
+    who = str(identity) if identity else f"key {(signer.key_id or '-')[:16]}"
     return f"{signer.name} ({who})" if signer.name else who
 
 
@@ -75,7 +75,8 @@ def search_text(result: Result) -> str:
     parts = [result.image, result.digest or "", result.status.value, result.reason]
     parts.append(signer_text(result.signer))
     if result.signer is not None:
-        parts.append(result.signer.key_id)
+        parts.append(result.signer.key_id or "")  # a keyless signer may have none
+        parts.append(str(getattr(result.signer, "issuer", None) or ""))
     parts += [f"{s.file}:{s.line}" for s in result.sources]
     parts += [c.image for c in result.children] + list(result.warnings)
     return printable(" ".join(parts)).lower()

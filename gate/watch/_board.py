@@ -139,7 +139,7 @@ def _signer(result: Result) -> str | None:
     signer = result.signer
     if signer is None:
         return None
-    who = getattr(signer, "identity", None) or f"key {signer.key_id[:12]}"
+    who = getattr(signer, "identity", None) or f"key {(signer.key_id or '-')[:12]}"
     return f"{signer.name} ({who})" if signer.name else str(who)
 
 
