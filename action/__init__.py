@@ -22,6 +22,7 @@ from action._outcome import Outcome
 from action._workflow import GitHubRunner, PlainRunner, Scrubber
 from gate.errors import SealgateError, UsageError
 from gate.notify._status import CommitStatus, CommitStatusError, State, StatusForbiddenError
+from gate.report import counted
 
 __all__ = ["main"]
 
@@ -92,7 +93,8 @@ def _finish(
     suppressed_errors, suppressed_warnings = runner.suppressed
     if suppressed_errors or suppressed_warnings:
         notes.append(
-            f"{suppressed_errors} more error(s) and {suppressed_warnings} more warning(s) than "
+            f"{counted(suppressed_errors, 'more error', 'more errors')} and "
+            f"{counted(suppressed_warnings, 'more warning', 'more warnings')} than "
             "GitHub shows as annotations; every finding is in the reports"
         )
         runner.info(f"note: {notes[-1]}")

@@ -20,7 +20,7 @@ from action._workflow import GitHubRunner, PlainRunner
 from gate import __version__, attest, commands, keys
 from gate.notify._status import State
 from gate.policy import Policy
-from gate.report import OutputFormat, ReportContext, prepare_dir, render, summary_line
+from gate.report import OutputFormat, ReportContext, counted, prepare_dir, render, summary_line
 from gate.report._markdown import code, md
 from gate.result import Result, fails
 from gate.usecase import Checked, Checker, Reporting
@@ -77,7 +77,7 @@ def _sign(
     key = _key(inputs, env)
     started = datetime.now(UTC)
     runner.info(f"Signing key {key.public_key.short_id} ({key.public_key.algorithm})")
-    with runner.group(f"Signing {len(inputs.images)} image(s)"):
+    with runner.group(f"Signing {counted(len(inputs.images), 'image')}"):
         signed = commands.sign(ctx, inputs.images, key)
         for item in signed:
             runner.info(f"signed {item.image}")
@@ -116,12 +116,12 @@ def _attest(
     key = _key(inputs, env)
     started = datetime.now(UTC)
     pairs = attest.resolve_digests(ctx.client, inputs.images)
-    outcome = Outcome(State.SUCCESS, f"✅ provenance attached to {len(pairs)} image(s)", 0)
+    outcome = Outcome(State.SUCCESS, f"✅ provenance attached to {counted(len(pairs), 'image')}", 0)
     outcome.outputs["digests"] = json.dumps(
         {text: digest for text, (_, digest) in zip(inputs.images, pairs, strict=True)},
         sort_keys=True,
     )
-    lines = [f"### ✅ Sealgate attached provenance to {len(pairs)} image(s)", ""]
+    lines = [f"### ✅ Sealgate attached provenance to {counted(len(pairs), 'image')}", ""]
     lines += _provenance(inputs, env, runner, ctx, key, pairs, started, outcome)
     outcome.markdown = "\n".join(lines) + "\n"
     return outcome
@@ -183,7 +183,7 @@ def _verify(
 ) -> Outcome:
     pol = commands.load_policy(inputs.policy, inputs.public_keys)
     checker = _checker(inputs, env, ctx, pol)
-    with runner.group(f"Verifying {len(inputs.images)} image(s)"):
+    with runner.group(f"Verifying {counted(len(inputs.images), 'image')}"):
         checked = checker.verify(inputs.images, attestations=inputs.attestations)
         _log_results(checked.results, runner)
     return _judged(checked, runner)
@@ -196,7 +196,7 @@ def _gate(
 
     assert inputs.policy is not None
     checker = _checker(inputs, env, ctx, policy.load(inputs.policy))
-    with runner.group(f"Checking images in {len(inputs.manifests)} manifest path(s)"):
+    with runner.group(f"Checking images in {counted(len(inputs.manifests), 'manifest path')}"):
         checked = checker.gate(inputs.manifests)
         _log_results(checked.results, runner)
     outcome = _judged(checked, runner)
@@ -232,7 +232,7 @@ def _pin_check(
     if not changes:
         line = "✅ every image reference is pinned by digest"
         return Outcome(State.SUCCESS, line, 0, f"### {line}\n")
-    line = f"❌ {len(changes)} image reference(s) not pinned by digest"
+    line = f"❌ {counted(len(changes), 'image reference')} not pinned by digest"
     rows = [
         f"| {code(_relative(c.location.file))}:{c.location.line} | {code(c.old)} | {code(c.new)} |"
         for c in changes

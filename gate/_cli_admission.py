@@ -12,12 +12,13 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("gate.admission")
 
 
 def add_parser(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    sub: argparse._SubParsersAction[Any],
     add_registry_options: Callable[[argparse.ArgumentParser], None],
 ) -> None:
     admission = sub.add_parser(

@@ -14,13 +14,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gate import __version__
 from gate.errors import UsageError
 
 if TYPE_CHECKING:
     from gate import attest_keyless, commands, manifests
+    from gate._cli_progress import Ticker
     from gate.keys import PrivateKey, PublicKey
     from gate.ledger import Ledger
     from gate.policy import Policy
@@ -117,16 +118,17 @@ def sign(args: argparse.Namespace) -> int:
         keyless_provenance.append(attest_keyless.make(key, pairs, env=os.environ))
 
     keyless = not isinstance(key, keys.PrivateKey)
-    done = commands.sign(
-        ctx,
-        args.images,
-        key,
-        annotations=annotations,
-        fmt=SignatureFormat(args.format),
-        recursive=args.recursive,
-        push=args.push,
-        before_attach=make_provenance if keyless and args.provenance else None,
-    )
+    with _progress(f"signing {_count(len(args.images), 'image')}"):
+        done = commands.sign(
+            ctx,
+            args.images,
+            key,
+            annotations=annotations,
+            fmt=SignatureFormat(args.format),
+            recursive=args.recursive,
+            push=args.push,
+            before_attach=make_provenance if keyless and args.provenance else None,
+        )
     for signed in done:
         print(f"Signed {signed.image}")
         for where in signed.written:
@@ -152,7 +154,7 @@ def sign(args: argparse.Namespace) -> int:
         made = attest.provenance(ctx.client, pairs, key, env=os.environ, directory=directory)
         count = len(pairs)
     print(
-        f"Attached signed SLSA provenance to {count} image(s)"
+        f"Attached signed SLSA provenance to {_count(count, 'image')}"
         + (f"; wrote {made.path}" if made.path else "")
     )
     return 0
@@ -203,14 +205,18 @@ def _manifest_options(args: argparse.Namespace) -> manifests.Options:
 
 
 def _emit(results: Sequence[Result], args: argparse.Namespace, command: str) -> None:
+    from gate._cli_style import use_color
     from gate.report import OutputFormat, ReportContext, render
+    from gate.result import FailOn
 
     ctx = ReportContext(
-        command=command, tool_version=__version__, policy=getattr(args, "policy", None)
+        command=command,
+        tool_version=__version__,
+        policy=getattr(args, "policy", None),
+        fail_on=FailOn(getattr(args, "fail_on", FailOn.UNKNOWN.value)),  # the exit code's rule
     )
-    text = render(
-        results, OutputFormat(args.output), ctx, color=sys.stdout.isatty() and args.output == "text"
-    )
+    color = args.output == "text" and use_color(args.color, sys.stdout)
+    text = render(results, OutputFormat(args.output), ctx, color=color)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
@@ -233,7 +239,9 @@ def _checker(args: argparse.Namespace, pol: Policy, signing_key: str | None = No
 
 def verify(args: argparse.Namespace) -> int:
     pol = _policy(args, args.key)
-    checked = _checker(args, pol).verify(args.images, attestations=args.attestation)
+    checker = _checker(args, pol)
+    with _progress(f"verifying {_count(len(args.images), 'image')}"):
+        checked = checker.verify(args.images, attestations=args.attestation)
     _emit(checked.results, args, "verify")
     return checked.exit_code
 
@@ -246,12 +254,13 @@ def gate(args: argparse.Namespace) -> int:
         )
     pol = _policy(args)
     checker = _checker(args, pol, signing_key=args.key)
-    checked = checker.gate(
-        args.paths,
-        stdin=sys.stdin,
-        allow_empty=args.allow_empty,
-        options=_manifest_options(args),
-    )
+    with _progress("checking the images in " + ", ".join(args.paths)[:60]):
+        checked = checker.gate(
+            args.paths,
+            stdin=sys.stdin,
+            allow_empty=args.allow_empty,
+            options=_manifest_options(args),
+        )
     if not checked.results:
         print("No images found; nothing to check (--allow-empty).")
         return 0
@@ -312,7 +321,8 @@ def ledger_verify(args: argparse.Namespace) -> int:
         witness = ledger.witness
         seen = witness.load() if witness is not None else None
     print(
-        f"{ledger.path}: OK: {report.entries} entries, {report.checkpoints} checkpoints, "
+        f"{ledger.path}: OK: {_count(report.entries, 'entry', 'entries')}, "
+        f"{_count(report.checkpoints, 'checkpoint')}, "
         f"root {report.root}"
     )
     print(f"checkpoint writers: {', '.join(k[:16] for k in report.writers) or 'none'}")
@@ -362,7 +372,7 @@ def ledger_check_proof(args: argparse.Namespace) -> int:
 def ledger_export(args: argparse.Namespace) -> int:
     with _open_ledger(args) as ledger:
         count = ledger.export(args.file)
-    print(f"Exported {count} entries to {args.file}")
+    print(f"Exported {_count(count, 'entry', 'entries')} to {args.file}")
     return 0
 
 
@@ -456,21 +466,52 @@ def watch(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    if server is not None:
-        everywhere = server.host in ("0.0.0.0", "::")
+    print(f"sealgate: {_watching(dog, args, server)}", file=sys.stderr, flush=True)
+    if server is not None and server.host in ("0.0.0.0", "::"):
         log.warning(
-            "serving metrics on %s%s",
-            server.url,
-            " (every interface: anyone who can reach this host can read them)"
-            if everywhere
-            else "",
+            "serving metrics and the status page on every interface: "
+            "anyone who can reach this host can read them"
         )
     try:
         dog.run(stop, once=args.once)
     finally:
         if server is not None:
             server.close()
-    return 0
+    from gate.watch._page import checked_line
+
+    print(checked_line(dog.board.snapshot()), flush=True)
+    return dog.board.exit_code() if args.once else 0
+
+
+def _watching(dog: Any, args: argparse.Namespace, server: Any) -> str:
+    """One line at start: what is watched, against what, and where results go."""
+    scope = f"containers labelled {', '.join(args.label)}" if args.label else "every container"
+    trust = f"policy {args.policy}" if args.policy else f"{_count(len(args.key), 'key')}"
+    sinks = [w.name for w in dog.alerts] or ["nowhere"]
+    line = (
+        f"watching {scope} on {dog.engine.where} ({'one sweep' if args.once else 'events'}"
+        f"{'' if args.once else f', a sweep every {args.interval:g} s'}) against {trust}; "
+        f"alerts to {', '.join(sinks)}"
+    )
+    if dog.metrics_sinks:
+        line += f"; results to {', '.join(w.name for w in dog.metrics_sinks)}"
+    if server is not None:
+        base = server.url.removesuffix("metrics")
+        line += f"; status page {base}, metrics {server.url}"
+    return line
+
+
+def _progress(what: str) -> Ticker:
+    """A ticker on stderr while a long run works (a terminal only; see gate._cli_progress)."""
+    from gate._cli_progress import Ticker
+
+    return Ticker(what, sys.stderr)
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    from gate.report import counted
+
+    return counted(n, noun, plural)
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -503,7 +544,8 @@ def pin(args: argparse.Namespace) -> int:
             print(f"{where}: pinned {change.old} -> {change.new}")
     if left:
         fix = "run `sealgate pin` or pin them by hand" if args.check else "pin them by hand"
-        print(f"{left} image reference(s) are not pinned; {fix}.")
+        are = "is" if left == 1 else "are"
+        print(f"{_count(left, 'image reference')} {are} not pinned; {fix}.")
         return 1
     if not changes:
         print("Every image reference is already pinned.")
@@ -515,7 +557,8 @@ def policy_check(args: argparse.Namespace) -> int:
 
     pol = policy.load(args.file)
     print(
-        f"{args.file}: valid ({len(pol.signers)} signers, {len(pol.rules)} rules, "
+        f"{args.file}: valid ({_count(len(pol.signers), 'signer')}, "
+        f"{_count(len(pol.rules), 'rule')}, "
         f"default {'deny' if pol.default is None else 'rule'})"
     )
     return 0

@@ -14,18 +14,76 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gate import __version__, _cli_admission
 from gate import _cli_handlers as handlers
+from gate._cli_completion import SHELLS, script
+from gate._cli_help import polish
+from gate._cli_style import CHOICES
 from gate.errors import SealgateError
 
-OUTPUTS = ("text", "json", "markdown", "junit", "sarif")
+OUTPUTS = ("text", "json", "markdown", "html", "junit", "sarif")
 _TRUSTED_KEYS_HELP = "trusted public key (repeatable)"
+_IMAGE_HELP = "REGISTRY/REPO:TAG, REPO@sha256:…, docker://NAME, oci:DIR or docker-archive:FILE"
 _WRITER_KEYS_HELP = "only accept checkpoints written by these keys (repeatable)"
 
 
+def _add_global_options(p: argparse.ArgumentParser) -> None:
+    """Options every subcommand takes, before or after its name (see ``_share_globals``)."""
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="log what is happening to stderr (off)"
+    )
+    p.add_argument(
+        "--color",
+        choices=CHOICES,
+        default="auto",
+        help="colour and emoji in text output: auto (default) means on a terminal, "
+        "unless NO_COLOR is set",
+    )
+    p.add_argument(
+        "--ledger",
+        metavar="PATH",
+        help="ledger file (default: $SEALGATE_LEDGER, else one in your data directory)",
+    )
+    p.add_argument(
+        "--state-dir",
+        dest="global_state_dir",
+        metavar="DIR",
+        help="state directory: the ledger's witness, the watchdog's state "
+        "(default: $SEALGATE_STATE_DIR, else watch/ next to the default ledger)",
+    )
+
+
+def _share_globals(parser: argparse.ArgumentParser) -> None:
+    """Let every subcommand take the global and registry options after its name too.
+
+    Each subparser gets copies with ``default=SUPPRESS``: given after the
+    subcommand they win, absent they leave the value parsed before it (or the
+    top-level default) alone. A subcommand's own option of the same name
+    (``watch --state-dir``, ``demo --registry``) keeps its meaning.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            for own in child._actions:
+                if getattr(own.container, "title", None) == _REGISTRY_GROUP:
+                    own.default = argparse.SUPPRESS  # the top level holds the default
+            shared = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
+            _add_global_options(shared)
+            group = child.add_argument_group("global options (also before the subcommand)")
+            for option in shared._actions:
+                if not any(o in child._option_string_actions for o in option.option_strings):
+                    group._add_action(option)
+            _share_globals(child)
+
+
+_REGISTRY_GROUP = "registry"
+
+
 def _add_registry_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("registry")
+    g = p.add_argument_group(_REGISTRY_GROUP)
     g.add_argument(
         "--insecure-registry",
         action="append",
@@ -102,9 +160,14 @@ def _add_public_keys(p: argparse.ArgumentParser, help_text: str) -> None:
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-o", "--output", choices=OUTPUTS, default="text", help="output format (default: text)"
-    )
+    p.add_argument("-o", "--output", choices=OUTPUTS, default="text", help="output format")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block is one ``--help`` away."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"sealgate: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _add_keyless_options(p: argparse.ArgumentParser) -> None:
@@ -140,34 +203,26 @@ def _add_keyless_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sealgate",
         description="Keep untrusted container images off your hosts: sign, gate, watch.",
     )
     parser.add_argument("--version", action="version", version=f"sealgate {__version__}")
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log what is happening to stderr"
-    )
-    parser.add_argument(
-        "--ledger",
-        metavar="PATH",
-        help="ledger file (default: $SEALGATE_LEDGER, else one in your data directory)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        dest="global_state_dir",
-        metavar="DIR",
-        help="state directory: the ledger's witness, the watchdog's state "
-        "(default: $SEALGATE_STATE_DIR, else watch/ next to the default ledger)",
-    )
+    _add_global_options(parser)
+    _add_registry_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     keys = sub.add_parser("keys", help="generate signing keys").add_subparsers(
         dest="keys_command", required=True
     )
     gen = keys.add_parser("generate", help="write PREFIX.key (encrypted PKCS#8) and PREFIX.pub")
-    gen.add_argument("--type", default="ecdsa-p256", choices=("ecdsa-p256", "ed25519", "rsa-3072"))
-    gen.add_argument("--out", default="sealgate", metavar="PREFIX")
+    gen.add_argument(
+        "--type",
+        default="ecdsa-p256",
+        choices=("ecdsa-p256", "ed25519", "rsa-3072"),
+        help="key algorithm",
+    )
+    gen.add_argument("--out", default="sealgate", metavar="PREFIX", help="file name prefix")
     gen.add_argument("--no-password", action="store_true", help="write an unencrypted private key")
     gen.add_argument(
         "--format",
@@ -180,8 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.set_defaults(handler=handlers.keys_generate)
 
     sign = sub.add_parser("sign", help="sign images (cosign-compatible)")
-    sign.add_argument("images", nargs="+", metavar="IMAGE")
-    sign.add_argument("--key", metavar="KEY", help="private key: a path or env://NAME")
+    sign.add_argument("images", nargs="+", metavar="IMAGE", help=_IMAGE_HELP)
+    sign.add_argument(
+        "--key", metavar="KEY", help="private key: a path or env://NAME (without one: --keyless)"
+    )
     _add_keyless_options(sign)
     sign.add_argument(
         "-a",
@@ -215,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(handler=handlers.sign)
 
     verify = sub.add_parser("verify", help="verify images against keys or a policy")
-    verify.add_argument("images", nargs="+", metavar="IMAGE")
+    verify.add_argument("images", nargs="+", metavar="IMAGE", help=_IMAGE_HELP)
     _add_public_keys(verify, _TRUSTED_KEYS_HELP)
     verify.add_argument("--policy", metavar="FILE", help="trust policy (instead of --key)")
     verify.add_argument(
@@ -237,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gate.add_argument("--report-dir", metavar="DIR", help="write every report format there")
     gate.add_argument(
-        "--fail-on", choices=("untrusted", "unknown", "unsupported", "never"), default="unknown"
+        "--fail-on",
+        choices=("untrusted", "unknown", "unsupported", "never"),
+        default="unknown",
+        help="the least status that fails the run (ERROR always fails)",
     )
     gate.add_argument("--allow-empty", action="store_true", help="pass when no image is found")
     gate.add_argument(
@@ -250,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.set_defaults(handler=handlers.gate)
 
     pin = sub.add_parser("pin", help="pin image tags to digests in manifests, in place")
-    pin.add_argument("paths", nargs="+", metavar="PATH")
+    pin.add_argument("paths", nargs="+", metavar="PATH", help="files or directories to rewrite")
     pin.add_argument(
         "--check", action="store_true", help="exit 1 if anything is unpinned; write nothing"
     )
@@ -263,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("unsupport", "mark an image deprecated (UNSUPPORTED)"),
     ):
         revoke = sub.add_parser(action, help=what)
-        revoke.add_argument("image", metavar="IMAGE|DIGEST")
+        revoke.add_argument("image", metavar="IMAGE|DIGEST", help="the image, by digest")
         revoke.add_argument(
             "--key", required=True, metavar="KEY", help="private key of a trusted signer"
         )
@@ -281,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp = ledger_sub.add_parser(
         "proof", help="print an inclusion proof for the newest entry about DIGEST"
     )
-    lp.add_argument("digest")
+    lp.add_argument("digest", help="sha256:HEX of an image the ledger holds")
     lp.set_defaults(handler=handlers.ledger_proof)
     lc = ledger_sub.add_parser(
         "check-proof",
@@ -295,24 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     le = ledger_sub.add_parser(
         "export", help="write every entry and checkpoint to FILE (JSON Lines)"
     )
-    le.add_argument("file")
+    le.add_argument("file", help="where to write (JSON Lines)")
     le.set_defaults(handler=handlers.ledger_export)
     li = ledger_sub.add_parser(
         "import", help="append entries from FILE after checking them; refuses a fork"
     )
-    li.add_argument("file")
+    li.add_argument("file", help="a file from `ledger export`")
     _add_public_keys(li, _WRITER_KEYS_HELP)
     li.set_defaults(handler=handlers.ledger_import)
     lw = ledger_sub.add_parser(
         "witness", help="carry the largest checkpoint seen to another host or a repository"
     ).add_subparsers(dest="witness_command", required=True)
     we = lw.add_parser("export", help="write this ledger's witness to FILE")
-    we.add_argument("file")
+    we.add_argument("file", help="where to write the witness")
     we.set_defaults(handler=handlers.ledger_witness_export)
     wi = lw.add_parser(
         "import", help="hold this ledger to the witness in FILE; refuses one it does not extend"
     )
-    wi.add_argument("file")
+    wi.add_argument("file", help="a file from `ledger witness export`")
     _add_public_keys(wi, "only accept a witness signed by these writer keys (repeatable)")
     wi.set_defaults(handler=handlers.ledger_witness_import)
 
@@ -322,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--policy", metavar="FILE", help="trust policy (reloaded when it changes)")
     _add_public_keys(watch, _TRUSTED_KEYS_HELP)
     watch.add_argument(
-        "--interval", type=float, default=60.0, metavar="S", help="seconds between sweeps (60)"
+        "--interval", type=float, default=60.0, metavar="S", help="seconds between sweeps"
     )
     watch.add_argument(
         "--alert",
@@ -357,8 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--metrics-addr",
         metavar="ADDR",
-        help="serve Prometheus /metrics on HOST:PORT, e.g. 127.0.0.1:9105; "
-        "':PORT' listens on every interface",
+        help="serve Prometheus /metrics, the status page (/) and /status.json on HOST:PORT, "
+        "e.g. 127.0.0.1:9105; ':PORT' listens on every interface (default: off)",
     )
     watch.add_argument(
         "--on-untrusted",
@@ -379,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=60.0,
         metavar="S",
         help="verify each image again after this long, so registry-side revocations "
-        "reach running containers within S seconds (60)",
+        "reach running containers within S seconds",
     )
     watch.add_argument("--cache-ttl", dest="refresh", type=float, help=argparse.SUPPRESS)
     watch.add_argument(
@@ -409,15 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keyless_commands(sub)
     _cli_admission.add_parser(sub, _add_registry_options)
 
+    completion = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print a completion script: eval "$(sealgate completion bash)" in '
+        "~/.bashrc, the same with zsh in ~/.zshrc, or "
+        "`sealgate completion fish > ~/.config/fish/completions/sealgate.fish`.",
+    )
+    completion.add_argument("shell", choices=SHELLS, help="bash, zsh or fish")
+    completion.set_defaults(handler=_completion)
+
     policy = sub.add_parser("policy", help="check or explain a trust policy").add_subparsers(
         dest="policy_command", required=True
     )
     check = policy.add_parser("check", help="validate a policy file")
-    check.add_argument("file")
+    check.add_argument("file", help="the policy YAML")
     check.set_defaults(handler=handlers.policy_check)
     explain = policy.add_parser("explain", help="say which rule applies to an image and why")
-    explain.add_argument("file")
-    explain.add_argument("image")
+    explain.add_argument("file", help="the policy YAML")
+    explain.add_argument("image", help="an image reference")
     explain.set_defaults(handler=handlers.policy_explain)
     init = policy.add_parser(
         "init", help="write a policy trusting one GitHub workflow's keyless signatures"
@@ -437,7 +507,14 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("-o", "--output", metavar="FILE", help="write there (default: stdout)")
     init.add_argument("--force", action="store_true", help="overwrite an existing --output")
     init.set_defaults(handler=handlers.policy_init)
+    _share_globals(parser)
+    polish(parser)
     return parser
+
+
+def _completion(args: argparse.Namespace) -> int:
+    sys.stdout.write(script(build_parser(), args.shell))
+    return 0
 
 
 def _add_identity_options(p: argparse.ArgumentParser) -> None:
@@ -474,7 +551,7 @@ def _add_identity_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_keyless_commands(sub: argparse._SubParsersAction[_Parser]) -> None:
     blob = sub.add_parser(
         "verify-blob",
         help="verify a file or digest against a Sigstore bundle (keyless or key)",
@@ -482,7 +559,7 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "bundle v0.1-v0.3 or a .jsonl of bundles (one that verifies is enough), offline. "
         "Exit 0 verified, 1 rejected, 2 bad usage.",
     )
-    blob.add_argument("target", metavar="FILE|sha256:HEX")
+    blob.add_argument("target", metavar="FILE|sha256:HEX", help="the signed file or its digest")
     blob.add_argument("--bundle", required=True, metavar="B", help="the bundle file")
     blob.add_argument("--key", metavar="PUB", help="public key, for key-signed bundles")
     _add_identity_options(blob)
@@ -494,7 +571,9 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         metavar="URI",
         help="for DSSE bundles: the in-toto predicate type the statement must have",
     )
-    blob.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    blob.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format"
+    )
     blob.set_defaults(handler=handlers.verify_blob)
 
     roots = sub.add_parser(
@@ -508,7 +587,7 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     show.add_argument("files", nargs="*", metavar="FILE", help="show these files instead")
     show.set_defaults(handler=handlers.trust_root_show)
     imp = roots.add_parser("import", help="check a trusted_root.json or gh JSONL and keep it")
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", help="trusted_root.json or gh's JSONL")
     imp.set_defaults(handler=handlers.trust_root_import)
     upd = roots.add_parser(
         "update", help="refresh from Sigstore's TUF repository (needs network; says how)"
@@ -518,7 +597,10 @@ def _add_keyless_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version (0) and usage errors (2), already printed
+        return e.code if isinstance(e.code, int) else 2
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="sealgate: %(message)s",

@@ -427,7 +427,8 @@ def watchdog(
     alert_spools = [spool(notify.sink_for(u, secret=webhook_secret)) for u in alerts]
     influx_spools = [spool(influx_sink(u)) for u in influx]
     metrics = notify.Metrics() if metrics_addr else None
-    server = metrics.serve(metrics_addr) if metrics and metrics_addr else None
+    if metrics_addr:
+        notify.parse_addr(metrics_addr)  # a bad address is exit 2 before anything starts
 
     def load() -> Policy:
         return load_policy(policy_file, public_keys)
@@ -482,7 +483,16 @@ def watchdog(
         metrics=metrics,
         options=opts,
         freshness=freshness,
+        secrets=[
+            *(s for u in (*alerts, *influx) for s in notify.url_secrets(u)),
+            *(s for s in (webhook_secret, influx_token, influx_password) if s),
+        ],
     )
+    server = None
+    if metrics is not None and metrics_addr:
+        from gate.watch._page import pages
+
+        server = metrics.serve(metrics_addr, pages(dog.board))
     return dog, server
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gate import commands, keys, policy
+from gate._cli_style import use_color
 from gate.engine import Engine
 from gate.errors import EngineError, UsageError
 from gate.report import OutputFormat, ReportContext, render
@@ -31,12 +32,18 @@ LABEL = "sealgate-demo"
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m" if sys.stdout.isatty() else f"\n== {text}", flush=True)
+    bold = use_color("auto", sys.stdout)
+    print(f"\n\033[1m== {text}\033[0m" if bold else f"\n== {text}", flush=True)
 
 
 def show(results: Sequence[Result]) -> None:
     print(
-        render(results, OutputFormat.TEXT, ReportContext(command="demo"), color=sys.stdout.isatty())
+        render(
+            results,
+            OutputFormat.TEXT,
+            ReportContext(command="demo"),
+            color=use_color("auto", sys.stdout),
+        )
     )
 
 

@@ -8,9 +8,12 @@ developer machine it skips with a message saying what to install.
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
+
+from tests import leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ROOT / "tests" / "assets"
@@ -42,3 +45,57 @@ def asset():
 def vectors() -> Path:
     """The third-party test vectors in tests/assets/vectors (see its INDEX.md)."""
     return VECTORS
+
+
+# --- nothing left behind ------------------------------------------------------------------
+
+_TOKEN = pytest.StashKey[str]()
+_BEFORE = pytest.StashKey[leftovers.Snapshot]()
+_DIR = pytest.StashKey[Path]()
+_FOUND = pytest.StashKey[tuple[list[str], list[str]]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Mark every process this run starts (see tests/leftovers.py) and note what exists."""
+    token = secrets.token_hex(8)
+    os.environ[leftovers.MARK] = token
+    config.stash[_TOKEN] = token
+    config.stash[_BEFORE] = leftovers.Snapshot.take()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_directory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    request.config.stash[_DIR] = tmp_path_factory.getbasetemp()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After every fixture is torn down, pass or fail: fail the run if anything of it is left."""
+    config = session.config
+    if _TOKEN not in config.stash:
+        return
+    found = leftovers.find(
+        config.stash[_TOKEN], config.stash[_BEFORE], config.stash.get(_DIR, None)
+    )
+    strict = os.environ.get("SEALGATE_REQUIRE_SERVICES") == "1"  # CI: the machine is ours alone
+    failing = found.certain + (found.likely if strict else [])
+    config.stash[_FOUND] = (failing, [] if strict else found.likely)
+    if failing and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    failing, advisory = config.stash.get(_FOUND, ([], []))
+    if failing:
+        terminalreporter.section("left behind by this run (a failure)", red=True)
+        for line in failing:
+            terminalreporter.write_line(line)
+    if advisory:
+        terminalreporter.section(
+            "maybe left behind (another run may share this machine)", yellow=True
+        )
+        for line in advisory:
+            terminalreporter.write_line(line)

@@ -19,10 +19,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gate.errors import UsageError
-from gate.notify._base import Event, Sink, SinkError, event_id, redact
+from gate.notify._base import Event, Sink, SinkError, event_id, redact, url_secrets
 from gate.notify._influx import InfluxSink, line_protocol
 from gate.notify._log import LogSink
-from gate.notify._prometheus import Metrics, MetricsServer
+from gate.notify._prometheus import Metrics, MetricsServer, parse_addr
 from gate.notify._slack import SlackSink
 from gate.notify._spool import Spool
 from gate.notify._webhook import WebhookSink
@@ -41,8 +41,10 @@ __all__ = [
     "WebhookSink",
     "event_id",
     "line_protocol",
+    "parse_addr",
     "redact",
     "sink_for",
+    "url_secrets",
 ]
 
 SLACK_HOSTS = frozenset({"hooks.slack.com"})

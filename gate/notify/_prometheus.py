@@ -9,13 +9,22 @@ never sees another's numbers, and the process's default collectors stay out.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import Counter as Tally
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    make_wsgi_app,
+)
+from prometheus_client.exposition import ThreadingWSGIServer
 
 from gate.errors import UsageError
 from gate.notify._base import Event, SinkError
@@ -113,18 +122,65 @@ class Metrics:
         """The text format, as ``/metrics`` serves it."""
         return bytes(generate_latest(self.registry))
 
-    def serve(self, addr: str) -> MetricsServer:
+    def serve(self, addr: str, pages: Mapping[str, Page] | None = None) -> MetricsServer:
         """Serve ``/metrics`` on ``HOST:PORT`` (``:9105`` means every address) in a daemon thread.
 
-        Raises ``UsageError`` for an address that does not parse, ``SinkError``
-        when it cannot be bound (in use, not ours).
+        ``pages`` adds read-only routes beside it (the watchdog's ``/`` and
+        ``/status.json``). Raises ``UsageError`` for an address that does not
+        parse, ``SinkError`` when it cannot be bound (in use, not ours).
         """
         host, port = parse_addr(addr)
+        app = _routes(make_wsgi_app(self.registry), dict(pages or {}))
+
+        class Server(ThreadingWSGIServer):
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
         try:
-            server, thread = start_http_server(port, addr=host, registry=self.registry)
+            server = make_server(host, port, app, Server, handler_class=_QuietHandler)
         except OSError as e:
             raise SinkError(f"cannot serve metrics on {addr}: {e.strerror or e}") from e
+        thread = threading.Thread(target=server.serve_forever, name="metrics", daemon=True)
+        thread.start()
         return MetricsServer(server, thread)
+
+
+Page = Callable[[], tuple[str, bytes, Mapping[str, str]]]
+"""A route's content: content type, body, extra headers (rendered on each request)."""
+
+_SAFE_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+
+def _routes(metrics_app: Any, pages: dict[str, Page]) -> Any:
+    """A WSGI app: ``pages`` by exact path (GET and HEAD only), anything else to ``/metrics``."""
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        page = pages.get(environ.get("PATH_INFO") or "/")
+        if page is None:
+            return list(metrics_app(environ, start_response))
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in ("GET", "HEAD"):
+            start_response(
+                "405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")]
+            )
+            return [b""]
+        content_type, body, extra = page()
+        headers = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+        start_response("200 OK", headers + list(_SAFE_HEADERS) + list(extra.items()))
+        return [b"" if method == "HEAD" else body]
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No access log on stderr: a scrape every 15 s would bury the watchdog's own lines."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
 
 
 class MetricsServer:

@@ -1,11 +1,11 @@
-"""Results → reports: a terminal table, JSON, markdown, JUnit XML and SARIF 2.1.0.
+"""Results → reports: a terminal table, JSON, markdown, HTML, JUnit XML and SARIF 2.1.0.
 
 Every front end (CLI, Action, GitLab template, watchdog) renders the same
 :class:`~gate.result.Result` values through :func:`render`; nothing here
 decides anything, it only shows what ``verify`` concluded.
 
 The format modules are imported when a format is asked for, so importing
-``gate.report`` stays cheap (jinja2 in particular loads only for markdown).
+``gate.report`` stays cheap (jinja2 in particular loads only for markdown and HTML).
 The helpers below are shared by those modules.
 """
 
@@ -29,6 +29,7 @@ __all__ = [
     "SUMMARY_MAX",
     "OutputFormat",
     "ReportContext",
+    "counted",
     "prepare_dir",
     "render",
     "summary_line",
@@ -54,6 +55,7 @@ class OutputFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     MARKDOWN = "markdown"
+    HTML = "html"
     JUNIT = "junit"
     SARIF = "sarif"
 
@@ -62,6 +64,7 @@ FILE_NAMES: Mapping[OutputFormat, str] = {
     OutputFormat.TEXT: "report.txt",
     OutputFormat.JSON: "report.json",
     OutputFormat.MARKDOWN: "report.md",
+    OutputFormat.HTML: "report.html",
     OutputFormat.JUNIT: "junit.xml",
     OutputFormat.SARIF: "sarif.json",
 }
@@ -113,6 +116,10 @@ def render(
         from gate.report import _markdown
 
         return _markdown.render_markdown(results, ctx)
+    if fmt is OutputFormat.HTML:
+        from gate.report import _html
+
+        return _html.render_html(results, ctx)
     if fmt is OutputFormat.JUNIT:
         from gate.report import _junit
 
@@ -282,6 +289,11 @@ def _escape_char(match: re.Match[str]) -> str:
     if char in "\r\n\t":
         return " "
     return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 image``, ``2 images``, ``0 entries``: a count with its noun in agreement."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 def clip(text: str, limit: int, marker: str = "…") -> str:

@@ -67,7 +67,12 @@ def render_text(results: Sequence[Result], ctx: ReportContext, *, color: bool, w
         lines = _table(results, paint, width)
     lines += _warnings(results, width)
     failing = any(is_failing(r, ctx) for r in results) or not results
-    lines += ["", paint(summary_line(results, ctx), "1;31" if failing else "1;32")]
+    summary = summary_line(results, ctx)
+    if not color:  # a pipe or a file: no emoji either (gate._cli_style)
+        from gate._cli_style import plain
+
+        summary = plain(summary)
+    lines += ["", paint(summary, "1;31" if failing else "1;32")]
     return "\n".join(lines) + "\n"
 
 

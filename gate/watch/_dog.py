@@ -20,6 +20,7 @@ from gate.engine import ContainerInfo, Engine, EngineEvent
 from gate.errors import EngineError, SealgateError
 from gate.notify import Event, Metrics, Spool
 from gate.result import Result, Status, fails
+from gate.watch._board import Board
 from gate.watch._events import gone_container
 from gate.watch._faults import Faults
 from gate.watch._options import Enforcement, WatchOptions, enforceable
@@ -56,6 +57,7 @@ class Watchdog:
         options: WatchOptions | None = None,
         freshness: Callable[[], Any] = lambda: None,
         own: Self | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.engine = engine
         self._verify = verify
@@ -78,6 +80,8 @@ class Watchdog:
             engine, options.on_untrusted, grace=options.stop_grace, on_failure=self._failed
         )
         self._own = own or Self.detect()
+        self.board = Board(options.host, self._depths, secrets)
+        """What ``GET /`` and ``/status.json`` show; ``secrets`` are redacted from it."""
         self._in_use: set[str] = set()
         """Image IDs the last sweep found running: remembered digests that are kept."""
 
@@ -85,6 +89,9 @@ class Watchdog:
     def faults(self) -> Mapping[str, str]:
         """Faults of the watchdog's own now active: kind (``policy``, ``state``) to sentence."""
         return self._faults.active
+
+    def _depths(self) -> list[tuple[str, int]]:
+        return [(w.name, w.pending()) for w in (*self.alerts, *self.metrics_sinks)]
 
     def _alert(self, events: Sequence[Event]) -> None:
         for worker in self.alerts:
@@ -138,6 +145,7 @@ class Watchdog:
         """Verify one container and report it: metrics always, alerts on change."""
         began = time.time_ns()
         result = self._result_for(container.image_id)
+        self.board.record(container, result)
         latency = (time.time_ns() - (started_ns or began)) / 1e6
         failing = fails(result.status, unsupported_denied=result.unsupported_denied)
         quiet = result.extra.get("fault") is not None
@@ -253,6 +261,7 @@ class Watchdog:
                 self.metrics.forget(gone)
         if self.metrics is not None:
             self.metrics.sweep_done(time.time(), running)
+        self.board.swept(time.time(), running)
         self._state.save_containers()
         return len(containers)
 

@@ -16,6 +16,7 @@ import pytest
 from gate import keys
 from gate.cli import main
 from gate.refs import Reference
+from tests.unit.test_report_schema import validate
 
 from .conftest import RegistryServer
 
@@ -267,11 +268,13 @@ def test_report_dir_writes_every_format_and_a_signed_vsa(
     assert {
         "report.json",
         "report.md",
+        "report.html",
         "junit.xml",
         "sarif.json",
         "report.txt",
         "vsa.intoto.jsonl",
     } <= set(names)
+    validate(json.loads((reports / "report.json").read_text()))  # real output, its schema
     from gate import dsse, provenance
 
     envelope = dsse.Envelope.from_json(

@@ -29,6 +29,7 @@ from gate.registry import RegistryClient
 from gate.revoke import revoke
 from gate.sign import _push
 from tests.imagefiles import write_tar
+from tests.unit.test_report_schema import validate
 
 from .conftest import RegistryServer
 
@@ -186,6 +187,7 @@ def test_every_source_and_front_end_agrees(
     for name, source in sources.items():
         code, out, err = run(capsys, "verify", source, "--policy", policy, "-o", "json")
         assert out, err
+        validate(json.loads(out))  # every source's real output fits the documented schema
         result = json.loads(out)[0]
         rows[f"verify {name}"] = (result["status"], result["digest"])
 

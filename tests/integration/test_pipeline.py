@@ -136,7 +136,7 @@ default: deny
         assert outputs["result"] == "success"
         assert json.loads(outputs["digests"]) == {f"{registry.host}/acme/app:1.0": app.digest}
         assert outputs["provenance-path"] == "sealgate-reports/provenance.intoto.jsonl"
-        assert "::group::Signing 1 image(s)" in log and "::endgroup::" in log
+        assert "::group::Signing 1 image" in log and "::endgroup::" in log
         assert summary.startswith("### ✅ Sealgate signed 1 image\n")
         assert app.digest in summary and "SLSA provenance" in summary
 
@@ -334,7 +334,7 @@ def test_pin_check_annotates_unpinned_references_and_writes_nothing(
         "::error file=deploy/compose.yaml,line=3,title=Sealgate%3A unpinned image::"
     )
     assert app.digest in error
-    assert summary.startswith("### ❌ 1 image reference(s) not pinned by digest")
+    assert summary.startswith("### ❌ 1 image reference not pinned by digest")
     assert (workspace / "deploy" / "compose.yaml").read_text() == text
     assert status.json()["context"] == "sealgate/pin-check"
     assert status.json()["state"] == "failure"

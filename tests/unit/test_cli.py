@@ -77,7 +77,7 @@ def policy_file(tmp_path: Path) -> Path:
 
 def test_policy_check_and_explain(policy_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "policy", "check", str(policy_file))
-    assert code == 0 and "valid (1 signers, 1 rules, default deny)" in out
+    assert code == 0 and "valid (1 signer, 1 rule, default deny)" in out
     code, out, _ = run(capsys, "policy", "explain", str(policy_file), "ghcr.io/acme/api:1.0")
     assert code == 0
     assert "match 'ghcr.io/acme/**'" in out and f"{policy_file}:8" in out

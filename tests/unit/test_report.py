@@ -186,7 +186,10 @@ def test_text_has_no_ansi_without_colour_and_colours_status_with_it(
     coloured = render(results, OutputFormat.TEXT, ctx, color=True, width=160)
     assert "\x1b[32mTRUSTED\x1b[0m" in coloured
     assert "\x1b[1;31mUNTRUSTED\x1b[0m" in coloured
-    assert ANSI.sub("", coloured) == plain
+    # the same words; only a terminal (colour on) gets the summary's emoji
+    assert ANSI.sub("", coloured) == plain.replace(
+        "\n3 of 5 images failed", "\n❌ 3 of 5 images failed"
+    )
 
 
 def test_text_children_warnings_and_summary_last(results: list[Result], ctx: ReportContext) -> None:
@@ -198,7 +201,7 @@ def test_text_children_warnings_and_summary_last(results: list[Result], ctx: Rep
     assert lines[children[1] + 1].startswith("evil.io/x")  # the next reference follows
     warnings = lines.index("Warnings:")
     assert "tag 1.0 now points to a different digest" in lines[warnings + 1]
-    assert lines[-1] == summary_line(results, ctx)
+    assert lines[-1] == summary_line(results, ctx).removeprefix("❌ ")  # no emoji off a terminal
 
 
 @pytest.mark.parametrize("width", [80, 100, 120, 160])
@@ -229,7 +232,9 @@ def test_text_single_result_is_a_vcn_style_block() -> None:
     assert fields["Size"] == "4.3 MB" and fields["Level"] == "1" and fields["Status"] == "TRUSTED"
     assert f"image_id:     {D2}" in out
     assert "repo_digests: busybox@" + D1 in out
-    assert out.rstrip().endswith("✅ 1 of 1 image trusted")
+    assert out.rstrip().endswith("\n1 of 1 image trusted")  # no colour, so no emoji
+    coloured = render([local_result()], OutputFormat.TEXT, color=True)
+    assert ANSI.sub("", coloured).rstrip().endswith("✅ 1 of 1 image trusted")
 
 
 def test_text_without_results() -> None:
@@ -524,6 +529,7 @@ def test_write_all_writes_every_format(
         "report.txt",
         "report.json",
         "report.md",
+        "report.html",
         "junit.xml",
         "sarif.json",
     }
