@@ -187,7 +187,7 @@ def test_keyless_provenance_both_layouts(
                 "--report-dir", str(out_dir))  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "Attached signed SLSA provenance to 1 image(s)" in out
+    assert "Attached signed SLSA provenance to 1 image;" in out
     roots = TrustedRoot.load(stack.root_path)
     who = Identity(issuer=oidc.GITHUB_ISSUER, subject=GITHUB_SAN)
     slsa = "https://slsa.dev/provenance/v1"
