@@ -68,15 +68,17 @@ def entry_from_bundle(doc: Any) -> LogEntry:
         proof = None
         if proof_doc:
             proof = InclusionProof(
-                _int(proof_doc["logIndex"]),
+                _int(proof_doc.get("logIndex", 0)),
                 _int(proof_doc["treeSize"]),
                 _b64(proof_doc["rootHash"]),
                 tuple(_b64(h) for h in proof_doc.get("hashes") or []),
                 str((proof_doc.get("checkpoint") or {}).get("envelope", "")),
             )
         integrated = _int(doc.get("integratedTime", 0))
+        # NOTE: protobuf JSON leaves out fields at their default: the first entry of a log
+        # (index 0) has no "logIndex" at all in a bundle cosign v3 writes.
         entry = LogEntry(
-            log_index=_int(doc["logIndex"]),
+            log_index=_int(doc.get("logIndex", 0)),
             log_id=_b64(doc["logId"]["keyId"]),
             kind=str(kv["kind"]),
             version=str(kv["version"]),

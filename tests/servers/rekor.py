@@ -174,6 +174,12 @@ def start() -> Rekor:
                         status, doc = 400, {"message": str(e)}
             body = json.dumps(doc).encode()
             self.send_response(status)
+            if status == 201:
+                # NOTE: Rekor names the new entry's UUID in ETag and Location; sigstore-go
+                # (cosign v3) looks the entry up in the answer by that ETag.
+                (uuid,) = doc
+                self.send_header("ETag", uuid)
+                self.send_header("Location", f"/api/v1/log/entries/{uuid}")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
