@@ -210,28 +210,25 @@ def _wait_for(timeout: float | None) -> float | None:
     return timeout
 
 
-class _HTTPPool(HTTPConnectionPool):
+class _DeadlinePool:
+    """Pool behaviour both schemes share: wait for a connection no longer than the deadline,
+    and forget a connection's deadline when it goes back to the pool."""
+
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        return super()._get_conn(_wait_for(timeout))  # type: ignore[misc,no-any-return]
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        if conn is not None:
+            setattr(conn, _OWNER, None)
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _HTTPPool(_DeadlinePool, HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
 
-    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
-        return super()._get_conn(_wait_for(timeout))
 
-    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        if conn is not None:
-            setattr(conn, _OWNER, None)
-        super()._put_conn(conn)
-
-
-class _HTTPSPool(HTTPSConnectionPool):
+class _HTTPSPool(_DeadlinePool, HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
-        return super()._get_conn(_wait_for(timeout))
-
-    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        if conn is not None:
-            setattr(conn, _OWNER, None)
-        super()._put_conn(conn)
 
 
 class BoundedAdapter(HTTPAdapter):
