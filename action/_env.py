@@ -115,6 +115,8 @@ class Inputs:
     tsa_url: str | None = None
     signing_config: str | None = None
     trusted_root: tuple[str, ...] = ()
+    keyless_vsa: bool = False
+    """gate with ``keyless: true``: sign the verification summary with the job's identity."""
 
     @property
     def keyless(self) -> bool:
@@ -163,6 +165,7 @@ def read(env: Mapping[str, str]) -> Inputs:
         tsa_url=raw(env, "tsa-url") or None,
         signing_config=raw(env, "signing-config") or None,
         trusted_root=split_list(raw(env, "trusted-root")),
+        keyless_vsa=command == "gate" and _bool(env, "keyless", False),
     )
     _require(inputs)
     return inputs
@@ -190,6 +193,8 @@ def _require(inputs: Inputs) -> None:
     if inputs.command in ("verify", "gate", "pin-check") and explicit and not inputs.registry:
         # Manifests and images can name any registry: the password goes to the one named here.
         need.append("registry")
+    if inputs.keyless_vsa and inputs.key:
+        raise UsageError("give input 'key' or 'keyless: true' to sign the summary, not both")
     if need:
         raise UsageError(
             f"command '{inputs.command}' needs input{'s' if len(need) > 1 else ''} "

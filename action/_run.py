@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from action import _env
 from action._outcome import Outcome
@@ -24,6 +25,9 @@ from gate.report import OutputFormat, ReportContext, counted, prepare_dir, rende
 from gate.report._markdown import code, md
 from gate.result import Result, fails
 from gate.usecase import Checked, Checker, Reporting
+
+if TYPE_CHECKING:
+    from gate.sigstore import KeylessSigner
 
 
 def run(inputs: _env.Inputs, env: Mapping[str, str], runner: PlainRunner) -> Outcome:
@@ -162,13 +166,37 @@ def _provenance(
     ]
 
 
+def _vsa_signer(
+    inputs: _env.Inputs, env: Mapping[str, str], pol: Policy
+) -> keys.PrivateKey | KeylessSigner | None:
+    """gate: the key input, or (``keyless: true``) the job's identity, certified when signing."""
+    if inputs.command != "gate":
+        return None
+    if inputs.key:
+        return _key(inputs, env)
+    if not inputs.keyless_vsa:
+        return None
+    from gate.sigstore import keyless_signer
+
+    return keyless_signer(
+        token=inputs.identity_token,
+        fulcio_url=inputs.fulcio_url,
+        rekor_url=inputs.rekor_url,
+        signing_config=inputs.signing_config,
+        trusted_roots=inputs.trusted_root or pol.trust_roots,
+        env=env,
+        tsa_url=inputs.tsa_url,
+        certify_now=False,
+    )
+
+
 def _checker(
     inputs: _env.Inputs, env: Mapping[str, str], ctx: commands.Context, pol: Policy
 ) -> Checker:
     """The same use case the CLI runs; the Action always keeps reports for the artifacts."""
     reporting = Reporting(
         directory=Path(inputs.report_dir),
-        signing_key=_key(inputs, env) if inputs.key and inputs.command == "gate" else None,
+        signing_key=_vsa_signer(inputs, env, pol),
         fail_on=inputs.fail_on,
         context=ReportContext(
             policy=inputs.policy, run_url=_run_url(env), source_url=_source_url(env)
@@ -204,8 +232,14 @@ def _gate(
     if summary is not None:
         path = str(Path(inputs.report_dir) / summary.path.name)
         outcome.outputs["vsa-path"] = path
-        key = checker.reporting.signing_key
-        how = f"signed by `{key.public_key.short_id}`" if key else "unsigned: no key given"
+        if summary.rekor_url:
+            how = f"signed as {code(summary.signer or '')}, [Rekor entry]({summary.rekor_url})"
+            outcome.outputs["rekor-entries"] = summary.rekor_url
+            outcome.outputs["signer"] = summary.signer or ""
+        elif summary.signed:
+            how = f"signed by `{summary.signer}`"
+        else:
+            how = "unsigned: no key given"
         verdict = "PASSED" if summary.passed else "FAILED"
         outcome.markdown += f"\nVerification summary (SLSA VSA, {verdict}): {code(path)} ({how})\n"
     return outcome

@@ -177,6 +177,12 @@ def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
         from gate.provenance import BuildContext
 
         BuildContext.from_environment(os.environ)  # outside CI: exit 2 before a token is used
+    return _keyless_signer(args, args.trusted_root)
+
+
+def _keyless_signer(
+    args: argparse.Namespace, roots: Sequence[str], *, certify_now: bool = True
+) -> KeylessSigner:
     from gate.sigstore import keyless_signer
 
     return keyless_signer(
@@ -184,10 +190,38 @@ def _signing_key(args: argparse.Namespace) -> PrivateKey | KeylessSigner:
         fulcio_url=args.fulcio_url,
         rekor_url=args.rekor_url,
         signing_config=args.signing_config,
-        trusted_roots=args.trusted_root,
+        trusted_roots=roots,
         env=os.environ,
         tsa_url=args.tsa_url,
+        certify_now=certify_now,
     )
+
+
+_KEYLESS_SIGNING_FLAGS = ("identity_token", "fulcio_url", "rekor_url", "tsa_url", "signing_config")
+
+
+def _vsa_signer(args: argparse.Namespace, pol: Policy) -> PrivateKey | KeylessSigner | None:
+    """The gate's VSA signer: ``--key``, ``--keyless`` (certified when signing), or none.
+
+    Loaded before any image is read, so a bad key or a missing token costs nothing.
+    """
+    from gate import keys
+
+    given = [f"--{n.replace('_', '-')}" for n in _KEYLESS_SIGNING_FLAGS if getattr(args, n)]
+    if args.key and args.keyless:
+        raise UsageError("give one of --key KEY or --keyless to sign the verification summary")
+    if given and not args.keyless:
+        raise UsageError(f"{given[0]} is for signing the verification summary; add --keyless")
+    if args.key:
+        return keys.load_private_key(args.key)
+    if not args.keyless:
+        return None
+    if not args.report_dir:
+        raise UsageError(
+            "the verification summary is signed into the report directory; give --report-dir too"
+        )
+    # The roots the verification trusts also check Rekor's answers for the VSA.
+    return _keyless_signer(args, pol.trust_roots, certify_now=False)
 
 
 def _report_dir(path: str) -> Path:
@@ -220,9 +254,12 @@ def _emit(results: Sequence[Result], args: argparse.Namespace, command: str) -> 
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def _checker(args: argparse.Namespace, pol: Policy, signing_key: str | None = None) -> Checker:
+def _checker(
+    args: argparse.Namespace,
+    pol: Policy,
+    signing_key: PrivateKey | KeylessSigner | None = None,
+) -> Checker:
     """The use case both ``verify`` and ``gate`` run, configured from the flags once."""
-    from gate import keys
     from gate.report import ReportContext
     from gate.result import FailOn
     from gate.usecase import Checker, Reporting
@@ -230,7 +267,7 @@ def _checker(args: argparse.Namespace, pol: Policy, signing_key: str | None = No
     directory = getattr(args, "report_dir", None)
     reporting = Reporting(
         directory=Path(directory) if directory else None,
-        signing_key=keys.load_private_key(signing_key) if signing_key else None,  # before work
+        signing_key=signing_key,
         fail_on=FailOn(getattr(args, "fail_on", FailOn.UNKNOWN.value)),
         context=ReportContext(tool_version=__version__, policy=getattr(args, "policy", None)),
     )
@@ -253,7 +290,7 @@ def gate(args: argparse.Namespace) -> int:
             "(--certificate-identity I --certificate-oidc-issuer U)"
         )
     pol = _policy(args)
-    checker = _checker(args, pol, signing_key=args.key)
+    checker = _checker(args, pol, signing_key=_vsa_signer(args, pol))
     with _progress("checking the images in " + ", ".join(args.paths)[:60]):
         checked = checker.gate(
             args.paths,
@@ -264,12 +301,19 @@ def gate(args: argparse.Namespace) -> int:
     if not checked.results:
         print("No images found; nothing to check (--allow-empty).")
         return 0
-    if checked.summary is not None:
+    summary = checked.summary
+    if summary is not None:
         log.info(
             "wrote the %s verification summary %s",
-            "signed" if checked.summary.signed else "unsigned",
-            checked.summary.path,
+            f"signed ({summary.signer})" if summary.signed else "unsigned",
+            summary.path,
         )
+        if summary.rekor_url:
+            print(
+                f"Verification summary signed as {summary.signer}; Rekor entry: "
+                f"{summary.rekor_url}; bundle: {summary.bundle_path}",
+                file=sys.stderr,
+            )
     _emit(checked.results, args, "gate")
     return checked.exit_code
 

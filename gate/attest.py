@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gate import dsse, refs
 from gate.errors import UsageError
@@ -37,10 +38,16 @@ from gate.result import FailOn, Result, exit_code
 from gate.sign import attach_layer
 from gate.verify._stores import PREDICATE_ANNOTATION
 
+if TYPE_CHECKING:
+    from gate.sigstore import KeylessSigner
+
 PROVENANCE_FILE = "provenance.intoto.jsonl"
 VSA_FILE = "vsa.intoto.jsonl"
 VSA_UNSIGNED_FILE = "vsa.json"
 """The bare statement, when no key was given: a record, but not proof."""
+VSA_BUNDLE_FILE = "vsa.sigstore.jsonl"
+"""Signed keylessly: the Sigstore bundle (certificate, Rekor entry) that makes the envelope
+in ``vsa.intoto.jsonl`` verifiable without a key (``sealgate verify-blob --bundle``)."""
 VERIFIER_ID = "https://sealgate.dev/verifier"
 ATTESTATION_SUFFIX = "att"
 
@@ -65,6 +72,12 @@ class Summary:
     path: Path
     signed: bool
     passed: bool
+    bundle_path: Path | None = None
+    """Keyless: the Sigstore bundle beside the envelope."""
+    signer: str | None = None
+    """Who signed: the key's short ID, or the certificate's identity (keyless)."""
+    rekor_url: str | None = None
+    """Keyless: the Rekor entry of the signature."""
 
 
 def subjects_for(images: Sequence[tuple[str, str]]) -> list[Subject]:
@@ -157,17 +170,18 @@ def verification_report(
     policy: Policy,
     directory: Path,
     *,
-    key: PrivateKey | None = None,
+    key: PrivateKey | KeylessSigner | None = None,
     fail_on: FailOn = FailOn.UNKNOWN,
     env: Mapping[str, str] | None = None,
     paths: Sequence[str] = (),
     now: datetime | None = None,
 ) -> Summary | None:
-    """Write the gate's decision as an SLSA VSA: ``vsa.intoto.jsonl`` signed by ``key``,
-    else the bare statement as ``vsa.json``.
+    """Write the gate's decision as an SLSA VSA: ``vsa.intoto.jsonl`` signed by ``key``
+    (keylessly: with ``vsa.sigstore.jsonl`` beside it), else the bare statement as ``vsa.json``.
 
     Returns None when no result has a digest (nothing a statement could name).
-    Raises UsageError when the directory cannot be written.
+    Raises UsageError when the directory cannot be written; a keyless signer's
+    errors (Fulcio, Rekor, an expired token) propagate before anything is written.
     """
     if not any(r.digest for r in results):
         return None
@@ -183,14 +197,30 @@ def verification_report(
         resource_uri=_resource_uri(results, build, paths),
     )
     target = _ensure_dir(directory)
-    if key is not None:
-        path = target / VSA_FILE
-        write_jsonl(path, [sign_statement(statement, key)])
-    else:
+    if key is None:
         path = target / VSA_UNSIGNED_FILE
         text = json.dumps(json.loads(statement.to_json()), indent=2) + "\n"
         _write_text(path, text)
-    return Summary(statement, path, key is not None, passed)
+        return Summary(statement, path, False, passed)
+    path = target / VSA_FILE
+    if isinstance(key, PrivateKey):
+        write_jsonl(path, [sign_statement(statement, key)])
+        return Summary(statement, path, True, passed, signer=key.public_key.short_id)
+    from gate.sigstore import identity_of
+
+    bundle, envelope_json, logged = key.sign_statement(statement.to_json())
+    bundle_path = target / VSA_BUNDLE_FILE
+    _write_text(bundle_path, bundle.decode() + "\n")
+    _write_text(path, envelope_json.decode() + "\n")  # the bytes Rekor logged
+    return Summary(
+        statement,
+        path,
+        True,
+        passed,
+        bundle_path=bundle_path,
+        signer=identity_of(key.certificate().leaf).subject,
+        rekor_url=logged.url,
+    )
 
 
 def _policy_uri(policy: Policy, build: BuildContext) -> str:

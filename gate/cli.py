@@ -170,13 +170,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"sealgate: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_keyless_options(p: argparse.ArgumentParser) -> None:
-    """Keyless signing (issue 12): an identity token, Fulcio and Rekor instead of --key."""
-    k = p.add_argument_group("keyless signing (instead of --key)")
+def _add_keyless_options(
+    p: argparse.ArgumentParser,
+    title: str = "keyless signing (instead of --key)",
+    what: str = "sign",
+    trusted_root: bool = True,
+) -> None:
+    """Keyless signing (issue 12): an identity token, Fulcio and Rekor instead of --key.
+
+    ``gate`` has ``--trusted-root`` already (for verifying); it serves both there.
+    """
+    k = p.add_argument_group(title)
     k.add_argument(
         "--keyless",
         action="store_true",
-        help="sign with a Fulcio certificate for this CI job's identity; log in Rekor",
+        help=f"{what} with a Fulcio certificate for this CI job's identity; log in Rekor",
     )
     k.add_argument(
         "--identity-token",
@@ -193,6 +201,8 @@ def _add_keyless_options(p: argparse.ArgumentParser) -> None:
     k.add_argument(
         "--signing-config", metavar="FILE", help="a Sigstore signing-config JSON (private stack)"
     )
+    if not trusted_root:
+        return
     k.add_argument(
         "--trusted-root",
         action="append",
@@ -306,6 +316,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_manifest_options(gate)
     _add_output(gate)
     _add_identity_options(gate)
+    _add_keyless_options(
+        gate,
+        "keyless signing of the verification summary (instead of --key; --trusted-root "
+        "above also checks Rekor's answers)",
+        what="sign the verification summary (VSA)",
+        trusted_root=False,
+    )
     _add_registry_options(gate)
     gate.set_defaults(handler=handlers.gate)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from gate.keys import PrivateKey
     from gate.manifests import Finding
     from gate.manifests import Options as ManifestOptions
+    from gate.sigstore import KeylessSigner
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,8 @@ class Reporting:
 
     directory: Path | None = None
     """Every report format and the VSA go here; nothing is written without it."""
-    signing_key: PrivateKey | None = None
-    """Signs the VSA (``vsa.intoto.jsonl``); without it the VSA is written unsigned."""
+    signing_key: PrivateKey | KeylessSigner | None = None
+    """Signs the VSA (``vsa.intoto.jsonl``), with a key or keylessly; else it is unsigned."""
     fail_on: FailOn = FailOn.UNKNOWN
     context: ReportContext = field(default_factory=ReportContext)
     env: Mapping[str, str] | None = None
@@ -63,7 +64,7 @@ class Checker:
     def __init__(self, ctx: commands.Context, pol: Policy, reporting: Reporting) -> None:
         if reporting.signing_key is not None and reporting.directory is None:
             raise UsageError(
-                "a key signs the verification summary in the report directory; "
+                "the verification summary is signed into the report directory; "
                 "give --report-dir too"
             )
         if reporting.directory is not None:

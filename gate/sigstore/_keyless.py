@@ -19,16 +19,21 @@ def keyless_signer(
     trusted_roots: Sequence[str],
     env: Mapping[str, str],
     tsa_url: str | None = None,
+    certify_now: bool = True,
 ) -> KeylessSigner:
     """Configuration first (exit 2), then the token, then the certificate (exit 3).
 
     The certificate is requested here, before any image is read, so that a
     missing permission or an unreachable Fulcio costs nothing and attaches nothing.
+    ``certify_now=False`` (the gate's VSA, signed after a run of any length)
+    checks the configuration and the token now and asks Fulcio when signing,
+    so a ten-minute certificate is not spent while images are verified.
     """
     where = endpoints(fulcio_url, rekor_url, signing_config, tsa_url)
     roots = resolve(trusted_roots)
     signer = KeylessSigner(obtain(token, env), where, roots)
-    signer.certificate()
+    if certify_now:
+        signer.certificate()
     return signer
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,11 @@ class KeylessSigner:
         no verifier with that root would accept is not worth attaching.
         """
         if self._cert is None:
+            if self.token.expires <= time.time():
+                raise UnavailableError(
+                    "the identity token expired before Fulcio was asked for a certificate; "
+                    "request a fresh token closer to signing"
+                )
             private = ec.generate_private_key(ec.SECP256R1())
             cert = request_certificate(self.endpoints.fulcio, self.token, private)
             try:

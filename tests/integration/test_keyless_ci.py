@@ -341,3 +341,116 @@ def test_tsa_failures_attach_nothing(
     assert code == 3, err
     assert "timestamp authority" in err and "Traceback" not in err
     assert nothing_attached(registry, ref)
+
+
+def _keyless_policy(path: Path, stack: sigstore_stack.Stack, san: str) -> Path:
+    path.write_text(
+        f"version: 1\ntrust:\n  roots: [{stack.root_path}]\nsigners:\n  - name: release\n"
+        f"    keyless:\n      issuer: {oidc.GITHUB_ISSUER}\n      subject: {san}\n"
+        'rules:\n  - match: "**"\n    require: {signers: [release], threshold: 1}\n'
+    )
+    return path
+
+
+def test_gate_signs_its_verification_summary_keylessly(
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`gate --keyless`: the VSA is certified for the gate job's identity and logged in Rekor;
+    its bundle verifies with verify-blob for that identity only, and with sigstore-js."""
+    from gate.provenance import VSA_V1
+
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+    ref = push_random_image(registry, "keyless/vsa")
+    assert sign(stack, str(ref), "--identity-token", stack.issuer.token(oidc.github_claims())) == 0
+    policy = _keyless_policy(tmp_path / "policy.yaml", stack, GITHUB_SAN)
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(f"services:\n  app:\n    image: {ref.name}@{ref.digest}\n")
+    gate_claims = oidc.github_claims(workflow="gate.yml")
+    gate_san = GITHUB_SAN.replace("release.yml", "gate.yml")
+    token = stack.issuer.token(gate_claims)
+    out_dir = tmp_path / "reports"
+    capsys.readouterr()
+    code = main(
+        ["gate", str(compose), "--policy", str(policy), "--report-dir", str(out_dir),
+         "--keyless", "--identity-token", token, "--signing-config", str(stack.config_path)]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert f"Verification summary signed as {gate_san}; Rekor entry: {stack.rekor.url}" in err
+    assert token_free(out + err, stack)
+    bundle_file = out_dir / "vsa.sigstore.jsonl"
+    envelope = json.loads((out_dir / "vsa.intoto.jsonl").read_text())
+    assert not (out_dir / "vsa.json").exists()
+    statement = json.loads(__import__("base64").b64decode(envelope["payload"]))
+    assert statement["predicateType"] == VSA_V1
+    assert statement["predicate"]["verificationResult"] == "PASSED"
+    bundle = bundle_file.read_bytes().strip()
+    assert json.loads(bundle)["dsseEnvelope"] == envelope
+
+    roots = TrustedRoot.load(stack.root_path)
+    who = Identity(issuer=oidc.GITHUB_ISSUER, subject=gate_san)
+    done = verify_bundle(bundle, ref.digest or "", identity=who, key=None, roots=roots,
+                         predicate_type=VSA_V1)  # fmt: skip
+    assert done.identity == gate_san
+    for san, expected in ((gate_san, 0), (GITHUB_SAN, 1)):
+        cli = ["verify-blob", ref.digest or "", "--bundle", str(bundle_file),
+               "--certificate-identity", san, "--certificate-oidc-issuer", oidc.GITHUB_ISSUER,
+               "--trusted-root", str(stack.root_path)]  # fmt: skip
+        assert main(cli) == expected, capsys.readouterr()
+
+
+@pytest.mark.parametrize("fault", ["no-token", "fulcio-500", "flag-without-keyless", "both"])
+def test_gate_keyless_vsa_failures_are_one_sentence(
+    fault: str,
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Configuration errors stop before any image is read (exit 2); a Fulcio failure at
+    signing time is exit 3 and leaves no signed summary behind."""
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+    ref = push_random_image(registry, f"keyless/vsa-{fault}")
+    assert sign(stack, str(ref), "--identity-token", stack.issuer.token(oidc.github_claims())) == 0
+    policy = _keyless_policy(tmp_path / "policy.yaml", stack, GITHUB_SAN)
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(f"services:\n  app:\n    image: {ref.name}@{ref.digest}\n")
+    out_dir = tmp_path / "reports"
+    token = stack.issuer.token(oidc.github_claims(workflow="gate.yml"))
+    args = ["gate", str(compose), "--policy", str(policy), "--report-dir", str(out_dir)]
+    proxy = None
+    if fault == "no-token":
+        args += ["--keyless", "--signing-config", str(stack.config_path)]
+    elif fault == "fulcio-500":
+        proxy = sigstore_stack.FulcioProxy(stack.fulcio_url, "500")
+        args += ["--keyless", "--identity-token", token, "--fulcio-url", proxy.url,
+                 "--rekor-url", stack.rekor.url]  # fmt: skip
+    elif fault == "flag-without-keyless":
+        args += ["--identity-token", token]
+    else:
+        key = tmp_path / "k"
+        assert main(["keys", "generate", "--no-password", "--out", str(key)]) == 0
+        args += ["--keyless", "--key", f"{key}.key", "--identity-token", token]
+    capsys.readouterr()
+    try:
+        code = main(args)
+    finally:
+        if proxy is not None:
+            proxy.close()
+    out, err = capsys.readouterr()
+    assert code == (3 if fault == "fulcio-500" else 2), out + err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert token_free(out + err, stack)
+    assert not (out_dir / "vsa.intoto.jsonl").exists()
+    assert not (out_dir / "vsa.sigstore.jsonl").exists()
