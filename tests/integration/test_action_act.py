@@ -31,10 +31,12 @@ from gate import keys
 from gate.refs import Reference
 from tests.conftest import ROOT, require
 from tests.integration import action_image
+from tests.integration.keyless import GITHUB_SAN, clean_env, node, stack, token_free
 from tests.servers.github import GitHubServer
 
 pytestmark = pytest.mark.integration
 
+__all__ = ["clean_env", "node", "stack"]  # fixtures, used by name
 ACT_IMAGE_TAG = "act-dockeraction:latest"
 """What act names the image of a ``uses: ./`` Dockerfile action (act 0.2.89)."""
 ACT_TIMEOUT = 300
@@ -140,6 +142,35 @@ def _summaries(log: str) -> list[str]:
     return ["\n".join(lines) for lines in found]
 
 
+def _act(repo: Path, tmp_path: Path, secret_file: Path, env: dict[str, str]) -> Any:
+    """``act push`` in ``repo``, offline: the prepared base image, the host's docker CLI."""
+    docker_cli = shutil.which("docker")
+    assert docker_cli is not None
+    return subprocess.run(
+        [
+            "act",
+            "push",
+            "-P",
+            f"ubuntu-latest={action_image.BASE_TAG}",
+            "--pull=false",
+            "--rebuild=false",
+            "--rm",  # failed jobs' containers and volumes too
+            "--secret-file",
+            str(secret_file),
+            *[arg for name, value in env.items() for arg in ("--env", f"{name}={value}")],
+            "--container-options",
+            f"-v {docker_cli}:/usr/bin/docker:ro",
+            "--artifact-server-path",
+            str(tmp_path / "artifacts"),
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=ACT_TIMEOUT,
+        env={**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")},
+    )
+
+
 def test_example_workflow_build_sign_gate_deploy(
     action_image_tag: str,
     registry: Any,
@@ -159,36 +190,10 @@ def test_example_workflow_build_sign_gate_deploy(
             "GITHUB_TOKEN": TOKEN,
         },
     )
-    docker_cli = shutil.which("docker")
-    assert docker_cli is not None
-
     built = f"{registry.host}/acme/app:{head}"  # what the example's build job tags
     try:
         with GitHubServer() as github:
-            done = subprocess.run(
-                [
-                    "act",
-                    "push",
-                    "-P",
-                    f"ubuntu-latest={action_image.BASE_TAG}",
-                    "--pull=false",
-                    "--rebuild=false",
-                    "--rm",  # failed jobs' containers and volumes too
-                    "--secret-file",
-                    str(secret_file),
-                    "--env",
-                    f"GITHUB_API_URL={github.url}",
-                    "--container-options",
-                    f"-v {docker_cli}:/usr/bin/docker:ro",
-                    "--artifact-server-path",
-                    str(tmp_path / "artifacts"),
-                ],
-                cwd=repo,
-                capture_output=True,
-                text=True,
-                timeout=ACT_TIMEOUT,
-                env={**os.environ, "DOCKER_CONFIG": str(tmp_path / "docker-config")},
-            )
+            done = _act(repo, tmp_path, secret_file, {"GITHUB_API_URL": github.url})
             statuses = github.statuses()
     finally:
         subprocess.run(["docker", "rmi", built], capture_output=True, check=False)
@@ -232,6 +237,117 @@ def test_example_workflow_build_sign_gate_deploy(
     # Secrets never reach the log (act also masks what we ::add-mask::).
     for secret in (PASSWORD, TOKEN, *pem.strip().splitlines()[1:-1]):
         assert secret not in log
+
+
+def _keyless_repository(tmp_path: Path, registry_host: str, stack: Any) -> Path:
+    """examples/github/keyless.yml as release.yml of acme/payments, pointed at the local
+    registry and Sigstore stack the way its header says private deployments do."""
+    from gate.cli import main
+
+    text = (ROOT / "examples" / "github" / "keyless.yml").read_text()
+    text = text.replace("uses: sealgate/sealgate@v1", "uses: ./").replace("ghcr.io", registry_host)
+    sign_step = "      - uses: ./\n        id: sign\n"
+    assert sign_step in text
+    text = text.replace(sign_step, "      - uses: actions/checkout@v4\n" + sign_step)
+    private = (
+        "          signing-config: sigstore/signing_config.json\n"
+        "          trusted-root: sigstore/trusted_root.json\n"
+    )
+    sign_input = "          command: sign # no `key:` input: keyless\n"
+    gate_input = (
+        "          keyless: true # sign the verification summary (VSA) with the job's identity\n"
+    )
+    assert sign_input in text and gate_input in text
+    text = text.replace(sign_input, sign_input + private).replace(gate_input, gate_input + private)
+    build = 'docker build -t "$IMAGE:${{ github.sha }}" .'
+    assert build in text
+    text = text.replace(build, 'docker build --network none -t "$IMAGE:${{ github.sha }}" app')
+
+    repo = tmp_path / "repo"
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    for name in ("action.yml", "Dockerfile", ".dockerignore"):
+        shutil.copy(ROOT / name, repo / name)
+    (repo / ".github" / "workflows" / "release.yml").write_text(text)
+    (repo / "app").mkdir()
+    (repo / "app" / "Dockerfile").write_text("FROM scratch\nCOPY payload /payload\n")
+    (repo / "app" / "payload").write_bytes(secrets.token_bytes(32))
+    (repo / "sigstore").mkdir()
+    shutil.copy(stack.config_path, repo / "sigstore" / "signing_config.json")
+    shutil.copy(stack.root_path, repo / "sigstore" / "trusted_root.json")
+    (repo / "deploy").mkdir()
+    (repo / "deploy" / "compose.yaml").write_text("services:\n  app:\n    image: @IMAGE@\n")
+    policy = repo / "deploy" / "policy.yaml"
+    init = ["policy", "init", "--from-github", "acme/payments/release.yml",
+            "--trusted-root", "../sigstore/trusted_root.json", "-o", str(policy)]  # fmt: skip
+    assert main(init) == 0
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "remote", "add", "origin", "https://github.com/acme/payments.git")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "release")
+    return repo
+
+
+def test_keyless_example_workflow_signs_and_gates_without_a_key(
+    action_image_tag: str,
+    registry: Any,
+    stack: Any,
+    clean_env: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """examples/github/keyless.yml under act: no signing secret anywhere; the runner's
+    id-token endpoint, the local Fulcio and Rekor; the gate trusts exactly this workflow
+    through the policy `policy init --from-github` wrote, and signs its VSA keylessly."""
+    from gate.cli import main
+
+    repo = _keyless_repository(tmp_path, registry.host, stack)
+    head = _git(repo, "rev-parse", "HEAD")
+    secret_file = _secret_file(tmp_path / "secrets.env", {"GITHUB_TOKEN": TOKEN})
+    built = f"{registry.host}/acme/payments:{head}"
+    try:
+        with GitHubServer() as github:
+            env = {"GITHUB_API_URL": github.url, **stack.issuer.runner_env()}
+            done = _act(repo, tmp_path, secret_file, env)
+            statuses = github.statuses()
+    finally:
+        subprocess.run(["docker", "rmi", built], capture_output=True, check=False)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-6000:]
+    assert "deploying" in log
+
+    # sign: who signed, where it is logged; the signature is in the registry.
+    outputs = dict(re.findall(r"\[release/sign\s*\]\s+⚙  ::set-output:: ([\w-]+)=(.*)", log))
+    assert outputs["signer"] == GITHUB_SAN
+    entries = outputs["rekor-entries"].split("%0A")
+    assert entries and all(e.startswith(stack.rekor.url) for e in entries), outputs
+    (image,) = json.loads(outputs["digests"]).values()
+    # gate: passed, its verification summary signed as the same workflow and logged.
+    gate_out = dict(re.findall(r"\[release/gate\s*\]\s+⚙  ::set-output:: ([\w-]+)=(.*)", log))
+    assert gate_out["result"] == "success"
+    assert gate_out["vsa-path"] == "sealgate-reports/vsa.intoto.jsonl"
+    assert gate_out["signer"] == GITHUB_SAN
+    assert gate_out["rekor-entries"].startswith(stack.rekor.url)
+    bodies = {s.json()["context"]: s.json() for s in statuses}
+    assert bodies["sealgate/sign"]["state"] == "success"
+    assert bodies["sealgate/sign"]["target_url"].startswith(stack.rekor.url)
+    assert bodies["sealgate/gate"]["state"] == "success"
+    assert token_free(log, stack)
+
+    # The same gate outside act: the policy passes it; flip the workflow and it fails.
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(f"services:\n  app:\n    image: {registry.host}/acme/payments@{image}\n")
+    policy = repo / "deploy" / "policy.yaml"
+    capsys.readouterr()
+    assert main(["gate", str(compose), "--policy", str(policy)]) == 0
+    flipped = tmp_path / "flipped.yaml"
+    flipped.write_text(
+        policy.read_text()
+        .replace("release.yml@", "deploy.yml@")
+        .replace("../sigstore", str(repo / "sigstore"))
+    )
+    assert main(["gate", str(compose), "--policy", str(flipped)]) == 1
+    out = capsys.readouterr().out
+    assert "UNTRUSTED" in out and "deploy.yml@refs/heads/main" in out
 
 
 def test_gitlab_job_runs_the_template_script_in_the_image(

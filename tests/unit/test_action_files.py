@@ -88,7 +88,7 @@ def test_examples_extend_the_template_and_ask_for_least_permissions() -> None:
     assert jobs["deploy"]["needs"] == ["build", "gate"]
 
 
-def test_keyless_example_grants_id_token_only_to_the_sign_job() -> None:
+def test_keyless_example_grants_id_token_only_to_the_jobs_that_sign() -> None:
     workflow = _load("examples/github/keyless.yml")
     assert workflow["permissions"] == {}
     jobs = workflow["jobs"]
@@ -99,8 +99,12 @@ def test_keyless_example_grants_id_token_only_to_the_sign_job() -> None:
     }
     (step,) = [s for s in jobs["sign"]["steps"] if s.get("id") == "sign"]
     assert "key" not in step["with"] and step["with"]["command"] == "sign"
-    others = [name for name, job in jobs.items() if name != "sign"]
-    assert all("id-token" not in jobs[name].get("permissions", {}) for name in others)
+    # The gate signs its verification summary keylessly; build and deploy never get a token.
+    assert jobs["gate"]["permissions"]["id-token"] == "write"
+    (gate,) = [s for s in jobs["gate"]["steps"] if s.get("with", {}).get("command") == "gate"]
+    assert gate["with"]["keyless"] is True and "key" not in gate["with"]
+    others = [name for name in jobs if name not in ("sign", "gate")]
+    assert others and all("id-token" not in jobs[n].get("permissions", {}) for n in others)
 
 
 def test_gitlab_keyless_template_mints_a_sigstore_token() -> None:

@@ -181,10 +181,15 @@ def test_public_keys_split_into_pem_blocks() -> None:
         ({"SEALGATE_COMMAND": "gate", "SEALGATE_FAIL_ON": "sometimes"}, "'fail-on' must be"),
         ({"SEALGATE_COMMAND": "sign", "SEALGATE_SUMMARY": "maybe"}, "'summary' must be true"),
         (
-            {"SEALGATE_COMMAND": "gate", "SEALGATE_MANIFESTS": "a", "SEALGATE_POLICY": "p",
-             "SEALGATE_KEY": "k.key", "SEALGATE_KEYLESS": "true"},
+            {
+                "SEALGATE_COMMAND": "gate",
+                "SEALGATE_MANIFESTS": "a",
+                "SEALGATE_POLICY": "p",
+                "SEALGATE_KEY": "k.key",
+                "SEALGATE_KEYLESS": "true",
+            },
             "give input 'key' or 'keyless: true'",
-        ),  # fmt: skip
+        ),
         ({"SEALGATE_COMMAND": "gate", "SEALGATE_KEYLESS": "perhaps"}, "'keyless' must be true"),
     ],
 )
