@@ -115,3 +115,7 @@ def test_gitlab_keyless_template_mints_a_sigstore_token() -> None:
     assert job["variables"] == {"SEALGATE_COMMAND": "sign"}
     assert "SEALGATE_KEY" not in job["variables"]
     assert _env.secrets({"SIGSTORE_ID_TOKEN": "a.b.c"}) == ["a.b.c"]
+    gate = template[".sealgate-gate-keyless"]
+    assert gate["extends"] == ".sealgate-gate" and gate["id_tokens"] == job["id_tokens"]
+    assert _env.read({**gate["variables"], "SEALGATE_COMMAND": "gate", "SEALGATE_MANIFESTS": "m",
+                      "SEALGATE_POLICY": "p"}).keyless_vsa  # fmt: skip
