@@ -1,7 +1,7 @@
 """The Kubernetes admission webhook: the gate's policy, asked before a pod exists.
 
 ``_review``   AdmissionReview ``admission.k8s.io/v1``: parse a request, build a response (pure)
-``_cache``    verdicts by (reference, policy version) with TTLs; one verification per key in flight
+``gate.verdicts`` (shared with the watchdog) keeps verdicts by (reference, policy version)
 ``_admit``    the decision for one request: scope, images, verdicts, message, JSON Patch
 ``_metrics``  admissions by verdict, latency, cache hits (Prometheus)
 ``_server``   HTTPS on the standard library, TLS pair reloaded when its files change
@@ -11,10 +11,10 @@
 from __future__ import annotations
 
 from gate.admission._admit import Admitter, Mode, PolicySource
-from gate.admission._cache import VerdictCache
 from gate.admission._deploy import render_manifests
 from gate.admission._metrics import AdmissionMetrics
 from gate.admission._server import AdmissionServer, TLSFiles
+from gate.verdicts import VerdictCache
 
 __all__ = [
     "AdmissionMetrics",

@@ -23,12 +23,12 @@ from enum import StrEnum
 from typing import Any
 
 from gate import manifests, policy, refs
-from gate.admission._cache import Lookup, VerdictCache
 from gate.admission._review import Request, pointer
 from gate.errors import ManifestError, SealgateError
 from gate.manifests import Finding, Pointer
 from gate.policy import Pinned, Policy
 from gate.result import FailOn, Result, Status, fails
+from gate.verdicts import Lookup, VerdictCache
 from gate.verify import Target, Verifier
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gate.engine import ContainerInfo, Engine, EngineEvent
 from gate.errors import EngineError, SealgateError
 from gate.notify import Event, Metrics, Spool
 from gate.result import Result, Status, fails
+from gate.verdicts import VerdictCache
 from gate.watch._board import Board
 from gate.watch._events import gone_container
 from gate.watch._faults import Faults
@@ -37,10 +37,9 @@ _FRESHNESS_POLL = 1.0
 """Seconds between looks at the policy file and the ledger (a change triggers a sweep)."""
 
 
-@dataclass
-class _Cached:
-    result: Result
-    at: float
+_LONGEST_VERIFICATION = 600.0
+"""Seconds a check waits for one verification (each registry request has its own deadline
+inside); past it the container is ERROR for now, and the verdict is kept when it lands."""
 
 
 class Watchdog:
@@ -65,10 +64,12 @@ class Watchdog:
         self.options = options = options or WatchOptions()
         self._freshness = freshness
         self._fresh_token: Any = freshness()
-        self._cache: dict[str, _Cached] = {}
+        self._cache: VerdictCache[tuple[str, Any]] = VerdictCache(
+            trusted_ttl=options.refresh, failure_ttl=options.refresh, wait=_LONGEST_VERIFICATION
+        )
+        """Verdicts by (image ID, policy/ledger version); concurrent checks of one image
+        (a Compose project starting) wait on one verification."""
         self._lock = threading.Lock()
-        self.verifications = 0
-        """Verifications actually performed (cache misses): what the benchmark counts."""
         self._faults = Faults(options.host, self._alert, metrics)
         self.alerts: list[SinkWorker] = []
         self._state = State(options.state_dir, self._faults.disk("state"))
@@ -86,6 +87,11 @@ class Watchdog:
         """Image IDs the last sweep found running: remembered digests that are kept."""
 
     @property
+    def verifications(self) -> int:
+        """Verifications actually performed (cache misses): what the benchmark counts."""
+        return self._cache.verifications
+
+    @property
     def faults(self) -> Mapping[str, str]:
         """Faults of the watchdog's own now active: kind (``policy``, ``state``) to sentence."""
         return self._faults.active
@@ -101,20 +107,17 @@ class Watchdog:
 
     def _result_for(self, image_id: str) -> Result:
         token = self._freshness()
-        now = time.monotonic()
         with self._lock:
             if token != self._fresh_token:
                 log.info("policy or ledger changed: dropping %d cached results", len(self._cache))
                 self._cache.clear()
                 self._fresh_token = token
-            cached = self._cache.get(image_id)
-            if cached is not None and now - cached.at < self.options.refresh:
-                return cached.result
-        result = self._verify_image(image_id)
-        with self._lock:
-            self.verifications += 1
-            if result.status is not Status.ERROR:
-                self._cache[image_id] = _Cached(result, now)
+        key = (image_id, token)
+        result = self._cache.get_many(
+            [key],
+            lambda keys: {k: self._verify_image(k[0]) for k in keys},
+            lambda k, why: Result(k[0], None, Status.ERROR, why),
+        ).results[key]
         policy_broken = result.extra.get("fault") == "policy"
         self._faults.report("policy", result.reason if policy_broken else None)
         return result
@@ -242,12 +245,7 @@ class Watchdog:
     def sweep(self) -> int:
         """Verify every running container; returns how many containers were checked."""
         containers = [c for c in self.engine.containers() if self.options.watches(c)]
-        now = time.monotonic()
-        with self._lock:  # results nobody uses any more
-            for image_id in [
-                k for k, v in self._cache.items() if now - v.at >= self.options.refresh
-            ]:
-                del self._cache[image_id]
+        self._cache.prune()  # results nobody used within --refresh
         for container in containers:
             try:
                 self.check(container, sweep=True)
@@ -287,7 +285,8 @@ class Watchdog:
                 except EngineError:
                     return
             with self._lock:
-                self._cache.pop(image_id, None)
+                token = self._fresh_token
+            self._cache.forget((image_id, token))
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -391,9 +390,8 @@ class Watchdog:
 
     def _next_expiry(self) -> float:
         """When the oldest cached result reaches ``refresh``: a sweep then re-verifies it."""
-        with self._lock:
-            oldest = min((c.at for c in self._cache.values()), default=None)
-        return float("inf") if oldest is None else oldest + self.options.refresh
+        expiry = self._cache.next_expiry()
+        return float("inf") if expiry is None else expiry
 
     def close(self) -> None:
         """Give queued alerts and points ``drain_seconds`` to go out; the rest stays spooled."""

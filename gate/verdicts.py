@@ -1,15 +1,20 @@
-"""Verdicts by (reference, policy version), with TTLs, and one verification per key in flight.
+"""Verdicts by key, with TTLs, and one verification per key in flight.
 
-Admission latency is what users of other admission controllers complain
-about most, and a Deployment's rollout asks about the same images once per
-ReplicaSet and pod. So a verdict is kept for ``trusted_ttl`` seconds when the
-image passed and ``failure_ttl`` when it did not (short, so a fix shows up
-quickly); ERROR is never kept, so a registry outage ends when the registry
-is back. Requests that need a key another request is already verifying wait
-for that verification instead of starting their own (single flight), and no
-request waits longer than ``wait`` (default 8 s, inside the webhook
-configuration's ``timeoutSeconds: 10``), so a hung registry gets a clear
-ERROR from us rather than the API server's timeout.
+One cache for both places that verify the same images over and over: the
+admission webhook (keys: reference and policy version) and the watchdog
+(keys: image ID and the policy/ledger version). Admission latency is what
+users of other admission controllers complain about most, and a
+Deployment's rollout asks about the same images once per ReplicaSet and pod;
+a watchdog sees the same image in every container started from it.
+
+So a verdict is kept for ``trusted_ttl`` seconds when the image passed and
+``failure_ttl`` when it did not (short, so a fix shows up quickly); ERROR is
+never kept, so a registry outage ends when the registry is back. Requests that
+need a key another request is already verifying wait for that verification
+instead of starting their own (single flight), and no request waits longer
+than ``wait`` (default 8 s, inside the webhook configuration's
+``timeoutSeconds: 10``), so a hung registry gets a clear ERROR from us rather
+than the API server's timeout.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from gate.errors import SealgateError
 from gate.result import Result, Status
 
 log = logging.getLogger(__name__)
@@ -123,6 +129,9 @@ class VerdictCache(Generic[K]):
         failure = "the verification did not finish"
         try:
             found = verify(mine)
+        except SealgateError as e:  # an expected failure: its sentence, no traceback
+            log.warning("verifying %d image(s) failed: %s", len(mine), e.message)
+            failure = e.message
         except Exception as e:  # one error boundary: waiters get ERROR, never a hang
             log.exception("verifying %d image(s) failed", len(mine))
             failure = f"the verification failed: {e}"
@@ -145,6 +154,25 @@ class VerdictCache(Generic[K]):
         if result.status is Status.ERROR:
             return 0.0
         return self.trusted_ttl if result.status in _PASSING else self.failure_ttl
+
+    def forget(self, key: K) -> None:
+        """Drop one verdict (the watchdog: an image was re-tagged or pulled)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def prune(self) -> int:
+        """Drop expired verdicts (nobody asked again within the TTL); returns how many."""
+        now = self._clock()
+        with self._lock:
+            stale = [key for key, (expires, _) in self._entries.items() if expires <= now]
+            for key in stale:
+                del self._entries[key]
+        return len(stale)
+
+    def next_expiry(self) -> float | None:
+        """The clock time the first kept verdict expires, or None when nothing is kept."""
+        with self._lock:
+            return min((expires for expires, _ in self._entries.values()), default=None)
 
     def clear(self) -> None:
         with self._lock:

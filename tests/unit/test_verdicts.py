@@ -6,8 +6,8 @@ import threading
 import time
 from collections.abc import Mapping
 
-from gate.admission import VerdictCache
 from gate.result import Result, Status
+from gate.verdicts import VerdictCache
 
 
 class Clock:
@@ -114,3 +114,25 @@ def test_a_slow_verification_answers_error_in_time_and_still_fills_the_cache() -
         time.sleep(0.01)
     hit = cache.get_many(["img"], slow, _unavailable)
     assert (hit.hits, hit.results["img"].status) == (1, Status.TRUSTED)
+
+
+def test_forget_prune_and_next_expiry_for_the_watchdog() -> None:
+    clock = Clock()
+    cache: VerdictCache[str] = VerdictCache(trusted_ttl=60, failure_ttl=60, clock=clock)
+    verified: list[str] = []
+
+    def verify(keys: list[str]) -> Mapping[str, Result]:
+        verified.extend(keys)
+        return {k: _result(k, Status.TRUSTED) for k in keys}
+
+    assert cache.next_expiry() is None
+    cache.get_many(["a"], verify, _unavailable)
+    clock.now = 30.0
+    cache.get_many(["b"], verify, _unavailable)
+    assert cache.next_expiry() == 60.0  # a's
+    cache.forget("b")
+    cache.get_many(["b"], verify, _unavailable)  # re-verified after forget
+    assert verified == ["a", "b", "b"]
+    clock.now = 61.0
+    assert cache.prune() == 1 and len(cache) == 1
+    assert cache.next_expiry() == 90.0
