@@ -12,7 +12,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gate import commands
+    from gate.admission._pull import PullSecrets
+    from gate.credentials import Credentials
+    from gate.policy import Policy
+    from gate.registry import RegistryClient
 
 log = logging.getLogger("gate.admission")
 
@@ -43,6 +50,20 @@ def add_parser(
         "--docker-config",
         metavar="FILE",
         help="registry credentials: a docker config.json, e.g. a mounted pull secret",
+    )
+    kube = serve_p.add_mutually_exclusive_group()
+    kube.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="read pods' imagePullSecrets through the Kubernetes API of this kubeconfig",
+    )
+    kube.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="read pods' imagePullSecrets with the pod's service-account token",
+    )
+    serve_p.add_argument(
+        "--kube-context", metavar="NAME", help="the kubeconfig context (default: current)"
     )
     serve_p.add_argument(
         "--cache-ttl",
@@ -91,6 +112,12 @@ def add_parser(
         "--no-mutate", action="store_true", help="leave out the mutating webhook"
     )
     manifests_p.add_argument(
+        "--pull-secrets",
+        action="store_true",
+        help="read pods' imagePullSecrets: mounts a service-account token and grants "
+        "'get' on secrets and serviceaccounts cluster-wide",
+    )
+    manifests_p.add_argument(
         "--exclude-namespace",
         action="append",
         metavar="NS",
@@ -107,7 +134,7 @@ def serve(args: argparse.Namespace) -> int:
     from gate import _cli_handlers as handlers
     from gate import admission
     from gate.errors import UsageError
-    from gate.verify import Verifier
+    from gate.verify import RegistryStore, Verifier
 
     for name in ("cache_ttl", "failure_ttl", "drain_seconds", "verify_timeout"):
         if not 0 <= getattr(args, name) <= 86400:
@@ -120,20 +147,28 @@ def serve(args: argparse.Namespace) -> int:
     policies = admission.PolicySource(args.policy)
     tls = admission.TLSFiles(args.tls_cert, args.tls_key)
     ctx.stores(policies.current())  # open the client and ledger once, before threads race to
+    pull_secrets = _pull_secrets(args, ctx)
 
     def freshness() -> int:
         ledger = ctx.ledger(create=False)
         return ledger.size() if ledger is not None else 0
 
+    def verifier(pol: Policy, client: RegistryClient | None) -> Verifier:
+        stores = ctx.stores(pol)
+        if client is not None:  # a pod's pull secrets: its own client for the registry store
+            stores = [RegistryStore(client), *stores[1:]]
+        return Verifier(pol, client=client or ctx.client, stores=stores, workers=ctx.workers)
+
     admitter = admission.Admitter(
         policies,
-        lambda pol: Verifier(pol, client=ctx.client, stores=ctx.stores(pol), workers=ctx.workers),
+        verifier,
         admission.VerdictCache(
             trusted_ttl=args.cache_ttl, failure_ttl=args.failure_ttl, wait=args.verify_timeout
         ),
         mode=admission.Mode(args.mode),
         mutate=args.mutate,
         freshness=freshness,
+        pull_secrets=pull_secrets,
     )
     metrics = admission.AdmissionMetrics()
     server = admission.AdmissionServer(admitter, tls, args.addr, metrics)
@@ -153,8 +188,41 @@ def serve(args: argparse.Namespace) -> int:
         finally:
             if metrics_server is not None:
                 metrics_server.close()
+            if pull_secrets is not None:
+                pull_secrets.close()
             ctx.close()
     return 0
+
+
+def _pull_secrets(args: argparse.Namespace, ctx: commands.Context) -> PullSecrets | None:
+    """``--kubeconfig`` / ``--in-cluster``: pods' imagePullSecrets through the API, else None."""
+    from gate.admission._kube import KubeAPI
+    from gate.admission._pull import PullSecrets
+    from gate.errors import UsageError
+    from gate.registry import RegistryClient
+
+    if args.kube_context and not args.kubeconfig:
+        raise UsageError("--kube-context needs --kubeconfig FILE")
+    if args.in_cluster:
+        api = KubeAPI.in_cluster()
+    elif args.kubeconfig:
+        api = KubeAPI.from_kubeconfig(args.kubeconfig, args.kube_context)
+    else:
+        return None
+    options = ctx.registry
+
+    def client(credentials: Credentials) -> RegistryClient:
+        return RegistryClient(
+            credentials=credentials,
+            insecure=options.insecure,
+            ca_bundle=options.ca_bundle,
+            timeout=options.timeout,
+            concurrency=options.concurrency,
+        )
+
+    base = ctx.client.credentials
+    log.warning("pull secrets: pods' imagePullSecrets are read from %s", api.server)
+    return PullSecrets(api, base, client)
 
 
 def manifests(args: argparse.Namespace) -> int:
@@ -181,6 +249,7 @@ def manifests(args: argparse.Namespace) -> int:
             mutate=not args.no_mutate,
             exclude=args.exclude_namespace or ("kube-system",),
             image=args.image or PLACEHOLDER_IMAGE,
+            pull_secrets=args.pull_secrets,
         )
     )
     return 0

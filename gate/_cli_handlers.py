@@ -600,9 +600,11 @@ def policy_check(args: argparse.Namespace) -> int:
     from gate import policy
 
     pol = policy.load(args.file)
+    narrowed = sum(1 for r in (*pol.rules, pol.default) if r is not None and r.namespaces)
+    limited = f" ({narrowed} limited to namespaces at admission)" if narrowed else ""
     print(
         f"{args.file}: valid ({_count(len(pol.signers), 'signer')}, "
-        f"{_count(len(pol.rules), 'rule')}, "
+        f"{_count(len(pol.rules), 'rule')}{limited}, "
         f"default {'deny' if pol.default is None else 'rule'})"
     )
     return 0
@@ -635,12 +637,30 @@ def policy_explain(args: argparse.Namespace) -> int:
     if not pol.registry_allowed(ref):
         allowed = ", ".join(pol.registries or ())
         print(f"Registry:  {ref.registry} is NOT in the allowed registries ({allowed})")
+    namespace = getattr(args, "namespace", None)
+    narrowed = [r for r in (*pol.rules, pol.default) if r is not None and r.namespaces]
+    if namespace is None and narrowed:
+        print(
+            f"Note:      rules limited to namespaces (admission only): {len(narrowed)}; "
+            "--namespace NS shows the rule admission picks there"
+        )
+    if namespace is not None:
+        if not pol.scope.covers(namespace, {}):
+            print(f"Namespace: {namespace} is outside the policy's namespaces: admission skips it")
+        pol = pol.in_namespace(namespace)
     rule = pol.rule_for(ref)
     if rule is None:
         print("Rule:      none matches; the default is deny, so this image is UNTRUSTED")
         return 0
     where = f"{args.file}:{rule.line}" if rule.line else "default rule"
     print(f"Rule:      match '{rule.match}' ({where})")
+    if rule.namespaces is not None:
+        how = (
+            f"applies in namespace {namespace}"
+            if namespace is not None
+            else "admission only; the gate and the watchdog ignore it"
+        )
+        print(f"Namespaces: {rule.namespaces.describe()} ({how})")
     print(f"Signers:   {rule.threshold} of [{', '.join(rule.signers)}]")
     for name in rule.signers:
         s = pol.signers[name]

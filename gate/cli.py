@@ -505,6 +505,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain = policy.add_parser("explain", help="say which rule applies to an image and why")
     explain.add_argument("file", help="the policy YAML")
     explain.add_argument("image", help="an image reference")
+    explain.add_argument(
+        "--namespace",
+        metavar="NS",
+        help="pick the rule as admission does for a pod in NS (rule namespaces apply)",
+    )
     explain.set_defaults(handler=handlers.policy_explain)
     init = policy.add_parser(
         "init", help="write a policy trusting one GitHub workflow's keyless signatures"

@@ -195,6 +195,10 @@ class DockerConfig:
                     return self.cred_helpers[name]
         return self.creds_store
 
+    def auths_for(self, host: str) -> tuple[str, str] | None:
+        """The ``auths`` entry filed under ``host`` (or a URL naming it); no helpers asked."""
+        return self._from_auths(host)
+
     def _from_auths(self, host: str) -> tuple[str, str] | None:
         wanted = {host, server_address(host)}
         if host in _DOCKER_HUB_NAMES:
@@ -246,6 +250,9 @@ class Credentials:
     """The one registry host (``ghcr.io``, ``127.0.0.1:5000``) the explicit credentials are for."""
     config: DockerConfig | None = None
     helper: HelperRunner = field(default=run_helper, repr=False, compare=False)
+    pull_secrets: tuple[DockerConfig, ...] = field(default=(), repr=False)
+    """Admission: one pod's ``imagePullSecrets``, asked first, in order. Only their ``auths``
+    count, each entry bound to the host it is filed under (``pulled_for``)."""
 
     def __post_init__(self) -> None:
         if (self.username is None) != (self.password is None):
@@ -303,12 +310,23 @@ class Credentials:
             config=DockerConfig.load(path),
         )
 
+    def pulled_for(self, host: str) -> tuple[str, str] | None:
+        """What the pull secrets hold for ``host`` (the first that has it), else None."""
+        for config in self.pull_secrets:
+            found = config.auths_for(host)
+            if found is not None:
+                return found
+        return None
+
     def for_registry(self, host: str) -> tuple[str, str] | None:
         """(username, password) for ``host`` (``127.0.0.1:5000``, ``docker.io``), or None.
 
         Explicit credentials only for the bound registry; the docker config for the rest.
         A username of ``IDENTITY_TOKEN_USERNAME`` means the password is an identity token.
         """
+        pulled = self.pulled_for(host)
+        if pulled is not None:
+            return pulled
         if self.holds(host) and self.username is not None and self.password is not None:
             return self.username, self.password
         if self.config is not None:

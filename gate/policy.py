@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +23,7 @@ from gate.descriptors import digest_of
 from gate.errors import KeyLoadError, PolicyError, SealgateError, UsageError
 from gate.provenance import AttestationCheck
 from gate.refs import Reference
-from gate.scope import Scope
+from gate.scope import Namespaces, Scope, parse_namespaces
 from gate.scope import parse as parse_scope
 
 if TYPE_CHECKING:
@@ -81,6 +81,9 @@ class Rule:
     """``tlog: required``: a signature counts only with a transparency-log entry."""
     line: int | None = None
     """Where the rule starts in the policy file (for `policy explain`)."""
+    namespaces: Namespaces | None = None
+    """Admission only: the namespaces the rule applies in (None: all). The gate and the
+    watchdog have no namespace and ignore it; see ``Policy.in_namespace``."""
 
     def matches(self, ref: Reference) -> bool:
         """Whether the rule covers the image's repository.
@@ -119,6 +122,25 @@ class Policy:
 
     scope: Scope = field(default_factory=Scope)
     """What admission checks (``namespaces:``); the gate and the watchdog ignore it."""
+
+    def in_namespace(self, namespace: str) -> Policy:
+        """The policy as admission applies it in ``namespace``: rules (and the default) whose
+        ``namespaces`` do not cover it are left out, so the first *applicable* rule wins.
+
+        Returns ``self`` when every rule applies. The gate and the watchdog never call
+        this: they have no namespace, so rule namespaces do not narrow anything there.
+        """
+
+        def applies(rule: Rule | None) -> bool:
+            return rule is not None and (
+                rule.namespaces is None or rule.namespaces.covers(namespace)
+            )
+
+        rules = tuple(r for r in self.rules if applies(r))
+        default = self.default if applies(self.default) else None
+        if len(rules) == len(self.rules) and default is self.default:
+            return self
+        return replace(self, rules=rules, default=default)
 
     def rule_for(self, ref: Reference) -> Rule | None:
         return self.rule_for_name(ref.name)
@@ -438,6 +460,7 @@ _RULE_KEYS = (
     "unsupported",
     "attestations",
     "platforms",
+    "namespaces",
 )
 
 
@@ -529,4 +552,9 @@ def _rule(
         ),
         tlog="tlog" in fields and _tlog(doc, fields["tlog"]),
         line=node.start_mark.line + 1,
+        namespaces=(
+            parse_namespaces(doc, fields["namespaces"], "the rule's namespaces")
+            if "namespaces" in fields
+            else None
+        ),
     )

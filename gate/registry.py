@@ -153,6 +153,11 @@ class RegistryClient:
         self._probe_locks: dict[str, threading.Lock] = {}
 
     @property
+    def credentials(self) -> Credentials:
+        """Where this client's registry credentials come from (secrets hidden from repr)."""
+        return self._http.credentials
+
+    @property
     def requests_made(self) -> int:
         """HTTP requests sent so far, retries, redirects and token requests included."""
         return self._http.requests_made

@@ -12,6 +12,13 @@ The policy's ``namespaces:`` key::
 live there and a webhook that blocks them can stop the cluster healing
 itself; naming it in ``include`` (or giving ``exclude`` at all) says otherwise.
 
+A *rule* may carry its own ``namespaces: {include: [...], exclude: [...]}``
+(no ``objectSelector``, and no default exclusion: the top-level scope already
+decides whether admission looks at a namespace at all). At admission a rule
+whose namespaces do not cover the object's namespace is skipped; the gate and
+the watchdog have no namespace and ignore it. Both are parsed and matched
+here, by ``parse_namespaces`` and ``Namespaces``: one implementation.
+
 NOTE: label selector semantics follow
 https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors
 """
@@ -60,6 +67,27 @@ class LabelSelector:
 
 
 @dataclass(frozen=True)
+class Namespaces:
+    """Namespace globs: ``include`` (default every namespace) minus ``exclude`` (exclude wins)."""
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+    def covers(self, namespace: str) -> bool:
+        """Whether ``namespace`` is covered; ``""`` (a cluster-wide object) always is."""
+        if not namespace:
+            return True
+        return any(fnmatchcase(namespace, p) for p in self.include) and not any(
+            fnmatchcase(namespace, p) for p in self.exclude
+        )
+
+    def describe(self) -> str:
+        """``include [a, b] exclude [c]``, for ``policy explain``."""
+        text = f"include [{', '.join(self.include)}]"
+        return text + (f" exclude [{', '.join(self.exclude)}]" if self.exclude else "")
+
+
+@dataclass(frozen=True)
 class Scope:
     """The namespaces and objects admission checks; everything else is allowed unchecked."""
 
@@ -67,14 +95,13 @@ class Scope:
     exclude: tuple[str, ...] = DEFAULT_EXCLUDE
     objects: LabelSelector = field(default_factory=LabelSelector)
 
+    @property
+    def namespaces(self) -> Namespaces:
+        return Namespaces(self.include, self.exclude)
+
     def covers(self, namespace: str, labels: Mapping[str, str]) -> bool:
         """Whether an object in ``namespace`` (``""``: cluster-wide) with ``labels`` is checked."""
-        if namespace:
-            if not any(fnmatchcase(namespace, p) for p in self.include):
-                return False
-            if any(fnmatchcase(namespace, p) for p in self.exclude):
-                return False
-        return self.objects.matches(labels)
+        return self.namespaces.covers(namespace) and self.objects.matches(labels)
 
 
 class _Reader(Protocol):
@@ -89,19 +116,30 @@ class _Reader(Protocol):
 
 
 def parse(doc: _Reader, node: yaml.Node) -> Scope:
-    """The ``namespaces:`` mapping; raises the reader's error (PolicyError) at its line."""
+    """The top-level ``namespaces:``; raises the reader's error (PolicyError) at its line."""
     top = doc.mapping(node, "namespaces", ("include", "exclude", "objectSelector"))
-
-    def names(key: str) -> tuple[str, ...]:
-        return tuple(doc.scalar(n, f"a namespace in {key}") for n in doc.sequence(top[key], key))
-
-    include = names("include") if "include" in top else ("*",)
+    include = _names(doc, top, "include") if "include" in top else ("*",)
     if "exclude" in top:
-        exclude = names("exclude")
+        exclude = _names(doc, top, "exclude")
     else:
         exclude = tuple(n for n in DEFAULT_EXCLUDE if n not in include)
     objects = _selector(doc, top["objectSelector"]) if "objectSelector" in top else LabelSelector()
     return Scope(include, exclude, objects)
+
+
+def parse_namespaces(doc: _Reader, node: yaml.Node, what: str) -> Namespaces:
+    """A rule's ``namespaces: {include, exclude}``; no default exclusion (see the module)."""
+    top = doc.mapping(node, what, ("include", "exclude"))
+    if not top:
+        raise doc.fail(node, f"{what} is empty; give 'include' or 'exclude' (or leave it out)")
+    include = _names(doc, top, "include") if "include" in top else ("*",)
+    if not include:
+        raise doc.fail(top["include"], "include is empty, so the rule would never apply")
+    return Namespaces(include, _names(doc, top, "exclude") if "exclude" in top else ())
+
+
+def _names(doc: _Reader, top: Mapping[str, yaml.Node], key: str) -> tuple[str, ...]:
+    return tuple(doc.scalar(n, f"a namespace in {key}") for n in doc.sequence(top[key], key))
 
 
 def _selector(doc: _Reader, node: yaml.Node) -> LabelSelector:

@@ -77,8 +77,12 @@ class VerdictCache(Generic[K]):
         keys: Sequence[K],
         verify: Callable[[list[K]], Mapping[K, Result]],
         unavailable: Callable[[K, str], Result],
+        *,
+        wait: float | None = None,
     ) -> Lookup[K]:
         """A result for every key: cached, awaited from another request, or verified now.
+
+        ``wait`` overrides ``self.wait`` for this call (what is left of the request's budget).
 
         Misses are verified in a background thread and awaited for at most
         ``wait`` seconds, so an answer (ERROR, made by ``unavailable(key,
@@ -106,7 +110,8 @@ class VerdictCache(Generic[K]):
             threading.Thread(
                 target=self._verify, args=(mine, verify, unavailable), name="verdict", daemon=True
             ).start()
-        deadline = time.monotonic() + self.wait
+        budget = self.wait if wait is None else wait
+        deadline = time.monotonic() + budget
         for key, flight in waits:
             if (
                 flight.done.wait(max(0.0, deadline - time.monotonic()))
@@ -114,7 +119,7 @@ class VerdictCache(Generic[K]):
             ):
                 out[key] = flight.result
             else:
-                why = f"the verification did not finish within {self.wait:g} s"
+                why = f"the verification did not finish within {budget:.3g} s"
                 out[key] = unavailable(key, why)
         return Lookup(out, hits, len(out) - hits)
 

@@ -28,8 +28,10 @@ from requests.adapters import HTTPAdapter
 
 from gate import admission, commands
 from gate.admission import Mode
+from gate.admission._pull import PullSecrets
 from gate.policy import Policy
-from gate.verify import Verifier
+from gate.registry import RegistryClient
+from gate.verify import RegistryStore, Verifier
 
 RESPONSE_FIELDS = {"uid", "allowed", "status", "patch", "patchType", "auditAnnotations", "warnings"}
 """``admission.k8s.io/v1`` AdmissionResponse, every field it has."""
@@ -135,6 +137,7 @@ def serve(
     ctx: commands.Context | None = None,
     connections: int = 16,
     wait: float = 8.0,
+    pull_secrets: PullSecrets | None = None,
 ) -> Iterator[Webhook]:
     """Start the webhook on 127.0.0.1 (a free port) with a fresh server pair; stop it after."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -144,8 +147,11 @@ def serve(
         ledger_path=str(directory / "ledger.db"), state_dir=str(directory / "state")
     )
 
-    def verifier(pol: Policy) -> Verifier:
-        return Verifier(pol, client=ctx.client, stores=ctx.stores(pol), workers=ctx.workers)
+    def verifier(pol: Policy, client: RegistryClient | None) -> Verifier:
+        stores = ctx.stores(pol)
+        if client is not None:  # a pod's pull secrets, as `admission serve` does
+            stores = [RegistryStore(client), *stores[1:]]
+        return Verifier(pol, client=client or ctx.client, stores=stores, workers=ctx.workers)
 
     policies = admission.PolicySource(str(policy_file))
     ctx.stores(policies.current())  # as serve does: the client and ledger exist before threads
@@ -155,6 +161,7 @@ def serve(
         admission.VerdictCache(wait=wait),
         mode=mode,
         mutate=mutate,
+        pull_secrets=pull_secrets,
     )
     metrics = admission.AdmissionMetrics()
     server = admission.AdmissionServer(

@@ -3,6 +3,8 @@
 ``_review``   AdmissionReview ``admission.k8s.io/v1``: parse a request, build a response (pure)
 ``gate.verdicts`` (shared with the watchdog) keeps verdicts by (reference, policy version)
 ``_admit``    the decision for one request: scope, images, verdicts, message, JSON Patch
+``_kube``     a small Kubernetes API client (kubeconfig or in-cluster) for two GETs
+``_pull``     a pod's imagePullSecrets as that pod's registry credentials
 ``_metrics``  admissions by verdict, latency, cache hits (Prometheus)
 ``_server``   HTTPS on the standard library, TLS pair reloaded when its files change
 ``_deploy``   the Kubernetes objects that install it (``sealgate admission manifests``)

@@ -23,18 +23,21 @@ from enum import StrEnum
 from typing import Any
 
 from gate import manifests, policy, refs
+from gate.admission._pull import PodAccess, PullSecrets
 from gate.admission._review import Request, pointer
 from gate.errors import ManifestError, SealgateError
 from gate.manifests import Finding, Pointer
 from gate.policy import Pinned, Policy
+from gate.registry import RegistryClient
 from gate.result import FailOn, Result, Status, fails
 from gate.verdicts import Lookup, VerdictCache
 from gate.verify import Target, Verifier
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str, bool, Hashable]
-"""(reference, policy digest, pinning relaxed because /mutate pins, store freshness)."""
+Key = tuple[str, str, bool, Hashable, tuple[int, ...], str | None]
+"""(reference, policy digest, pinning relaxed because /mutate pins, store freshness, the rules
+that apply in the namespace, who can read the image: ``PodAccess.scope``)."""
 
 
 class Mode(StrEnum):
@@ -111,21 +114,25 @@ def relaxed(pol: Policy) -> Policy:
 
 
 class Admitter:
-    """Answers requests; ``verifier(policy)`` builds the gate's Verifier for one batch of images."""
+    """Answers requests; ``verifier(policy, client)`` builds the gate's Verifier for one batch
+    of images, with ``client`` the registry client of a pod's pull secrets (None: the shared one).
+    """
 
     def __init__(
         self,
         policies: PolicySource,
-        verifier: Callable[[Policy], Verifier],
+        verifier: Callable[[Policy, RegistryClient | None], Verifier],
         cache: VerdictCache[Key],
         *,
         mode: Mode = Mode.ENFORCE,
         mutate: bool = False,
         freshness: Callable[[], Hashable] = lambda: 0,
         freshness_every: float = 1.0,
+        pull_secrets: PullSecrets | None = None,
     ) -> None:
         self.policies = policies
         self.verifier = verifier
+        self.pull_secrets = pull_secrets
         self.cache = cache
         self.mode = mode
         self.mutate = mutate
@@ -144,8 +151,20 @@ class Admitter:
             found = manifests.find_object_images(request.object, name=request.label)
         except ManifestError as e:
             return self._fail(request, [e.message], [])
+        view = applicable(pol, request.namespace)
+        pol = pol.in_namespace(request.namespace)
+        access, wait = PodAccess(), None
+        if self.pull_secrets is not None and found:
+            started = time.monotonic()
+            access = self.pull_secrets.access(request.namespace, request.object, request.kind)
+            # The API's time comes out of the verification's, so the answer still beats
+            # the webhook's timeoutSeconds.
+            spent = time.monotonic() - started
+            wait = max(min(0.5, self.cache.wait), self.cache.wait - spent)
         fresh = self.freshness()
-        lookup = self._verify(pol, found, relax=mutating, fresh=fresh)
+        lookup = self._verify(
+            pol, found, relax=mutating, fresh=fresh, view=view, access=access, wait=wait
+        )
         problems: list[str] = []
         warnings: list[str] = []
         patch: list[Mapping[str, Any]] = []
@@ -154,7 +173,7 @@ class Admitter:
             if finding.reference is None:
                 problems.append(f"{finding.context}: image '{finding.text}' {finding.problem}")
                 continue
-            result = lookup.results[_key(pol, finding, mutating, fresh)]
+            result = lookup.results[_key(pol, finding, mutating, fresh, view, access)]
             results.append(result)
             self._judge(finding, at, result, mutating, problems, warnings, patch)
         if problems:
@@ -213,20 +232,56 @@ class Admitter:
         return Verdict(False, "denied", message=message, warnings=tuple(warnings))
 
     def _verify(
-        self, pol: Policy, found: Sequence[tuple[Finding, Pointer]], *, relax: bool, fresh: Hashable
+        self,
+        pol: Policy,
+        found: Sequence[tuple[Finding, Pointer]],
+        *,
+        relax: bool,
+        fresh: Hashable,
+        view: tuple[int, ...],
+        access: PodAccess,
+        wait: float | None,
     ) -> Lookup[Key]:
-        keys = [_key(pol, f, relax, fresh) for f, _ in found if f.reference is not None]
+        keys = [
+            _key(pol, f, relax, fresh, view, access) for f, _ in found if f.reference is not None
+        ]
+        if access.error is not None:  # never cached: the next request asks the API again
+            why = f"{access.error}; admission fails closed"
+            results = {k: Result(k[0], None, Status.ERROR, why) for k in keys}
+            return Lookup(results, 0, len(results))
         effective = relaxed(pol) if relax else pol
 
         def verify(todo: list[Key]) -> dict[Key, Result]:
             targets = [Target(refs.parse_source(key[0])) for key in todo]
-            return dict(zip(todo, self.verifier(effective).run(targets), strict=True))
+            verifier = self.verifier(effective, access.client)
+            return dict(zip(todo, verifier.run(targets), strict=True))
 
-        return self.cache.get_many(keys, verify, _unavailable)
+        return self.cache.get_many(keys, verify, _unavailable, wait=wait)
 
 
-def _key(pol: Policy, finding: Finding, relax: bool, fresh: Hashable) -> Key:
-    return (str(finding.reference), pol.digest or pol.source, relax, fresh)
+def applicable(pol: Policy, namespace: str) -> tuple[int, ...]:
+    """Which rules apply in ``namespace`` (indexes; -1 the default): part of the cache key,
+    so namespaces where the same rules apply share verdicts and others do not."""
+    picked = [
+        i for i, r in enumerate(pol.rules) if r.namespaces is None or r.namespaces.covers(namespace)
+    ]
+    default = pol.default
+    if default is not None and (default.namespaces is None or default.namespaces.covers(namespace)):
+        picked.append(-1)
+    return tuple(picked)
+
+
+def _key(
+    pol: Policy,
+    finding: Finding,
+    relax: bool,
+    fresh: Hashable,
+    view: tuple[int, ...],
+    access: PodAccess,
+) -> Key:
+    assert finding.reference is not None
+    scope = access.scope(finding.reference.registry)
+    return (str(finding.reference), pol.digest or pol.source, relax, fresh, view, scope)
 
 
 def _unavailable(key: Key, why: str) -> Result:

@@ -32,11 +32,16 @@ def render_manifests(
     mutate: bool = True,
     replicas: int = 2,
     exclude: Sequence[str] = ("kube-system",),
+    pull_secrets: bool = False,
 ) -> str:
     """A multi-document YAML stream; ``ca_bundle`` is PEM, else cert-manager injects the CA.
 
     ``policy`` is the policy file's text (keys inline); None ships the example
     policy, which verifies nothing until its key is replaced.
+
+    ``pull_secrets`` mounts a service-account token, passes ``--in-cluster`` and adds a
+    ClusterRole (and its binding) allowing ``get`` on secrets and serviceaccounts, so the
+    webhook can read pods' ``imagePullSecrets``; off, the webhook has no token at all.
 
     Raises UsageError for a namespace that is not a DNS label or a CA bundle that is not PEM.
     """
@@ -68,6 +73,7 @@ def render_manifests(
         mode=mode,
         mutate=mutate,
         replicas=replicas,
+        pull_secrets=pull_secrets,
         excluded=list(dict.fromkeys([namespace, *exclude])),
         webhooks=webhooks if mutate else webhooks[1:],
     )

@@ -290,6 +290,40 @@ def test_namespaces_are_scoped_by_the_policy(world: dict[str, Any], ca: CA, tmp_
         assert hook.post("validate", review(unsigned, namespace="default"))["allowed"] is False
 
 
+def test_rule_namespaces_admit_an_image_in_one_namespace_and_deny_it_in_another(
+    world: dict[str, Any], ca: CA, tmp_path: Path
+) -> None:
+    """A stricter rule for ``prod-*`` (the release key, which signed nothing) before a looser
+    one for everywhere else (the ci key): the same signed image passes in dev and fails in
+    prod, in either order, so a verdict cached in one namespace is not reused in the other."""
+    (tmp_path / "release.pub").write_bytes(keys.generate().public_key.pem)
+    (tmp_path / "ci.pub").write_bytes(world["key"].public_key.pem)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\n"
+        "signers: [{name: ci, key: ci.pub}, {name: release, key: release.pub}]\n"
+        "rules:\n"
+        '  - match: "**"\n'
+        '    namespaces: {include: ["prod-*"], exclude: [prod-sandbox]}\n'
+        "    require: {signers: [release]}\n"
+        '  - match: "**"\n'
+        "    require: {signers: [ci]}\n"
+    )
+    signed = pod("web", world["signed"])
+    with serve(policy, ca, tmp_path / "hook") as hook:
+        assert hook.post("validate", review(signed, namespace="dev"))["allowed"] is True
+        denied = hook.post("validate", review(signed, namespace="prod-eu"))
+        assert denied["allowed"] is False
+        message = denied["status"]["message"]
+        assert f"image {world['signed']} is UNTRUSTED" in message, message
+        assert "release" in message
+        assert hook.post("validate", review(signed, namespace="prod-sandbox"))["allowed"] is True
+        assert hook.post("validate", review(signed, namespace="dev"))["allowed"] is True
+    with serve(policy, ca, tmp_path / "prod-first") as hook:  # a cold cache, prod asked first
+        assert hook.post("validate", review(signed, namespace="prod-us"))["allowed"] is False
+        assert hook.post("validate", review(signed, namespace="team-a"))["allowed"] is True
+
+
 def test_concurrent_requests_for_one_image_share_one_verification(
     webhook: Webhook, world: dict[str, Any]
 ) -> None:

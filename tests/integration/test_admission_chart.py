@@ -26,20 +26,25 @@ def _objects(text: str) -> dict[str, object]:
     return {d["kind"]: d for d in yaml.safe_load_all(text) if d}
 
 
-@pytest.mark.parametrize(("mutate", "ca"), [(True, None), (False, BUNDLE)])
-def test_the_chart_renders_the_same_objects(mutate: bool, ca: bytes | None) -> None:
+@pytest.mark.parametrize(
+    ("mutate", "ca", "pull"), [(True, None, False), (False, BUNDLE, False), (True, None, True)]
+)
+def test_the_chart_renders_the_same_objects(mutate: bool, ca: bytes | None, pull: bool) -> None:
     helm = peer("helm")
     command = [str(helm.path), "template", "sealgate-admission", str(CHART),
                "--namespace", "team-sec", "--set", "createNamespace=true",
-               "--set", f"mutate={str(mutate).lower()}", "--set", "mode=enforce"]  # fmt: skip
+               "--set", f"mutate={str(mutate).lower()}", "--set", "mode=enforce",
+               "--set", f"pullSecrets={str(pull).lower()}"]  # fmt: skip
     if ca is not None:
         command += ["--set", f"caBundle={base64.b64encode(ca).decode()}"]
     rendered = subprocess.run(
         command, check=True, capture_output=True, text=True, timeout=60
     ).stdout
-    expected = render_manifests(namespace="team-sec", mode="enforce", mutate=mutate, ca_bundle=ca)
+    expected = render_manifests(
+        namespace="team-sec", mode="enforce", mutate=mutate, ca_bundle=ca, pull_secrets=pull
+    )
     assert _objects(rendered) == _objects(expected)
-    assert len(_objects(rendered)) == (8 if mutate else 7)
+    assert len(_objects(rendered)) == (8 if mutate else 7) + (2 if pull else 0)
 
 
 def test_the_chart_defaults_render_the_shipped_objects() -> None:

@@ -90,3 +90,108 @@ def test_bad_namespaces_name_the_line(extra: str, message: str, line: int) -> No
     with pytest.raises(PolicyError, match=message) as caught:
         _load(extra)
     assert caught.value.line == line
+
+
+# --- a rule's own namespaces (admission only) -----------------------------------------------
+
+RULES = (
+    "signers:\n  - name: ci\n    key: |\n"
+    + "".join(f"      {line}\n" for line in PEM.splitlines())
+    + "  - name: release\n    key: |\n"
+    + "".join(f"      {line}\n" for line in PEM.splitlines())
+)
+
+
+def _rules(rules: str) -> policy.Policy:
+    """A policy with two signers and ``rules`` (YAML text from the ``rules:`` line on)."""
+    return policy.loads(f"version: 1\n{RULES}{rules}".encode(), source="p.yaml")
+
+
+STRICT_IN_PROD = (
+    "rules:\n"
+    '  - match: "ghcr.io/acme/**"\n'
+    '    namespaces: {include: ["prod-*"], exclude: [prod-sandbox]}\n'
+    "    require: {signers: [release]}\n"
+    '  - match: "ghcr.io/acme/**"\n'
+    "    require: {signers: [ci]}\n"
+)
+
+
+def test_a_rule_applies_only_in_its_namespaces_and_the_next_applicable_rule_wins() -> None:
+    pol = _rules(STRICT_IN_PROD)
+    image = "ghcr.io/acme/web"
+    assert pol.rules[0].namespaces is not None
+    assert pol.in_namespace("prod-eu").rule_for_name(image) is pol.rules[0]
+    assert pol.in_namespace("prod-sandbox").rule_for_name(image) is pol.rules[1]
+    assert pol.in_namespace("dev").rule_for_name(image) is pol.rules[1]
+    # The gate and the watchdog have no namespace: the first matching rule, as ever.
+    assert pol.rule_for_name(image) is pol.rules[0]
+
+
+def test_a_policy_without_rule_namespaces_is_itself_in_every_namespace() -> None:
+    pol = _rules('rules: [{match: "**", require: {signers: [ci]}}]\n')
+    assert pol.rules[0].namespaces is None
+    assert pol.in_namespace("anything") is pol
+
+
+def test_rule_namespaces_have_no_default_exclusion_and_exclude_wins() -> None:
+    pol = _rules('rules: [{match: "**", namespaces: {exclude: ["team-*"]}}]\n')
+    covers = pol.rules[0].namespaces
+    assert covers is not None
+    assert covers.covers("kube-system") and covers.covers("default")
+    assert not covers.covers("team-a")
+    both = _rules('rules: [{match: "**", namespaces: {include: [a, "b*"], exclude: [b2]}}]\n')
+    covers = both.rules[0].namespaces
+    assert covers is not None
+    assert [covers.covers(n) for n in ("a", "b1", "b2", "c")] == [True, True, False, False]
+
+
+def test_a_default_rule_limited_to_namespaces_denies_elsewhere() -> None:
+    pol = _rules(
+        'rules: [{match: "ghcr.io/acme/**"}]\n'
+        "default:\n  require: {signers: [ci]}\n  namespaces: {include: [dev]}\n"
+    )
+    assert pol.in_namespace("dev").rule_for_name("docker.io/library/nginx") is pol.default
+    assert pol.in_namespace("prod").rule_for_name("docker.io/library/nginx") is None
+
+
+@pytest.mark.parametrize(
+    ("rules", "message", "line"),
+    [
+        (
+            'rules:\n  - match: "**"\n    namespaces: [prod]\n',
+            "the rule's namespaces must be a mapping",
+            3,
+        ),
+        (
+            'rules:\n  - match: "**"\n    namespaces: {include: [a], objectSelector: {}}\n',
+            "unknown key 'objectSelector' in the rule's namespaces; allowed: include, exclude",
+            3,
+        ),
+        (
+            'rules:\n  - match: "**"\n    namespaces: {}\n',
+            "the rule's namespaces is empty; give 'include' or 'exclude'",
+            3,
+        ),
+        (
+            'rules:\n  - match: "**"\n    namespaces:\n      include: []\n',
+            "include is empty, so the rule would never apply",
+            4,
+        ),
+        (
+            'rules:\n  - match: "**"\n    namespaces:\n      exclude: prod\n',
+            "exclude must be a list",
+            4,
+        ),
+        (
+            'rules:\n  - match: "**"\n    namespaces:\n      include: [[a]]\n',
+            "a namespace in include must be a single value",
+            4,
+        ),
+    ],
+)
+def test_bad_rule_namespaces_name_the_file_and_line(rules: str, message: str, line: int) -> None:
+    with pytest.raises(PolicyError, match=message) as caught:
+        _rules(rules)
+    # ``line`` counts from the ``rules:`` line (1), after "version: 1" and the signers.
+    assert (caught.value.file, caught.value.line) == ("p.yaml", RULES.count("\n") + 1 + line)

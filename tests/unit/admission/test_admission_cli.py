@@ -62,3 +62,34 @@ def test_manifests_embed_the_policy_and_refuse_what_would_crash_the_webhook(
     assert (code, out) == (2, "") and "policy has no" in err
     code, out, err = _run(capsys, "admission", "manifests", "--ca-bundle", str(tmp_path / "nope"))
     assert (code, out) == (2, "") and "cannot read the CA bundle" in err
+
+
+def test_serve_refuses_kubernetes_api_settings_it_cannot_use(
+    policy_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from tests.admission_wire import CA
+
+    CA.create(tmp_path).issue(tmp_path / "tls.crt", tmp_path / "tls.key")
+    base = ["admission", "serve", "--policy", str(policy_file), "--tls-cert",
+            str(tmp_path / "tls.crt"), "--tls-key", str(tmp_path / "tls.key"),
+            "--addr", "127.0.0.1:0"]  # fmt: skip
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    code, _, err = _run(capsys, *base, "--in-cluster")
+    assert code == 2 and "--in-cluster needs KUBERNETES_SERVICE_HOST" in err
+    code, _, err = _run(capsys, *base, "--kubeconfig", str(tmp_path / "none"))
+    assert code == 2 and "cannot read the kubeconfig" in err and "Traceback" not in err
+    code, _, err = _run(capsys, *base, "--kube-context", "prod")
+    assert code == 2 and "--kube-context needs --kubeconfig FILE" in err
+    code, _, err = _run(capsys, *base, "--in-cluster", "--kubeconfig", "k")
+    assert code == 2 and "--kubeconfig: not allowed with argument --in-cluster" in err
+
+
+def test_manifests_pull_secrets_flag_adds_the_token_and_the_role(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = _run(capsys, "admission", "manifests", "--pull-secrets")
+    assert code == 0
+    docs = {d["kind"]: d for d in yaml.safe_load_all(out) if d}
+    assert {"ClusterRole", "ClusterRoleBinding"} <= set(docs)
+    assert docs["Deployment"]["spec"]["template"]["spec"]["automountServiceAccountToken"] is True

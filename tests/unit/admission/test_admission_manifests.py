@@ -36,7 +36,10 @@ MODELS = {
     "Service": "V1Service",
     "ValidatingWebhookConfiguration": "V1ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration": "V1MutatingWebhookConfiguration",
+    "ClusterRole": "V1ClusterRole",
+    "ClusterRoleBinding": "V1ClusterRoleBinding",
 }
+RBAC = {"ClusterRole", "ClusterRoleBinding"}
 
 
 def _documents(text: str) -> dict[str, dict[str, Any]]:
@@ -60,7 +63,7 @@ def test_the_shipped_file_is_what_the_command_prints() -> None:
 @pytest.mark.parametrize("mutate", [True, False])
 def test_every_object_is_valid_for_its_kubernetes_model(mutate: bool) -> None:
     docs = _documents(render_manifests(namespace="team-sec", mutate=mutate))
-    assert set(docs) == set(MODELS) - (set() if mutate else {"MutatingWebhookConfiguration"})
+    assert set(docs) == set(MODELS) - RBAC - (set() if mutate else {"MutatingWebhookConfiguration"})
     for doc in docs.values():
         _round_trip(doc)
 
@@ -118,3 +121,37 @@ def test_the_chart_ships_the_same_example_policy_and_plain_yaml() -> None:
     assert values["policy"] == EXAMPLE_POLICY.read_text()
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["apiVersion"] == "v2"
     assert values["mode"] == "audit" and values["replicas"] == 2
+
+
+def test_pull_secrets_are_opt_in_a_token_and_get_on_secrets_only_when_enabled() -> None:
+    off = _documents(render_manifests(namespace="team-sec"))
+    assert not set(off) & RBAC
+    assert (
+        "--in-cluster" not in off["Deployment"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    docs = _documents(render_manifests(namespace="team-sec", pull_secrets=True))
+    assert set(docs) == set(MODELS)
+    for doc in docs.values():
+        _round_trip(doc)
+    pod = _round_trip(docs["Deployment"]).spec.template.spec
+    assert pod.automount_service_account_token is True
+    assert _round_trip(docs["ServiceAccount"]).automount_service_account_token is True
+    (container,) = pod.containers
+    args = build_parser().parse_args(container.args)
+    assert args.in_cluster is True and args.kubeconfig is None
+    assert container.security_context.read_only_root_filesystem is True
+    role = _round_trip(docs["ClusterRole"])
+    (rule,) = role.rules
+    assert (rule.api_groups, rule.resources, rule.verbs) == (
+        [""],
+        ["secrets", "serviceaccounts"],
+        ["get"],
+    )
+    binding = _round_trip(docs["ClusterRoleBinding"])
+    assert binding.role_ref.name == role.metadata.name
+    (subject,) = binding.subjects
+    assert (subject.kind, subject.name, subject.namespace) == (
+        "ServiceAccount",
+        pod.service_account_name,
+        "team-sec",
+    )
