@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from gate import __version__, _cli_admission
+from gate import __version__, _cli_admission, _cli_ledger
 from gate import _cli_handlers as handlers
 from gate._cli_completion import SHELLS, script
 from gate._cli_help import polish
@@ -354,12 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     lv = ledger_sub.add_parser("verify", help="recompute every entry, tree and checkpoint")
     _add_public_keys(lv, _WRITER_KEYS_HELP)
-    lv.set_defaults(handler=handlers.ledger_verify)
+    lv.set_defaults(handler=_cli_ledger.ledger_verify)
     lp = ledger_sub.add_parser(
         "proof", help="print an inclusion proof for the newest entry about DIGEST"
     )
     lp.add_argument("digest", help="sha256:HEX of an image the ledger holds")
-    lp.set_defaults(handler=handlers.ledger_proof)
+    lp.set_defaults(handler=_cli_ledger.ledger_proof)
     lc = ledger_sub.add_parser(
         "check-proof",
         help="check a proof from `ledger proof` with only the writer's public key",
@@ -368,30 +368,30 @@ def build_parser() -> argparse.ArgumentParser:
     lc.add_argument(
         "--key", required=True, metavar="PUB", help="public key of the checkpoint's writer"
     )
-    lc.set_defaults(handler=handlers.ledger_check_proof)
+    lc.set_defaults(handler=_cli_ledger.ledger_check_proof)
     le = ledger_sub.add_parser(
         "export", help="write every entry and checkpoint to FILE (JSON Lines)"
     )
     le.add_argument("file", help="where to write (JSON Lines)")
-    le.set_defaults(handler=handlers.ledger_export)
+    le.set_defaults(handler=_cli_ledger.ledger_export)
     li = ledger_sub.add_parser(
         "import", help="append entries from FILE after checking them; refuses a fork"
     )
     li.add_argument("file", help="a file from `ledger export`")
     _add_public_keys(li, _WRITER_KEYS_HELP)
-    li.set_defaults(handler=handlers.ledger_import)
+    li.set_defaults(handler=_cli_ledger.ledger_import)
     lw = ledger_sub.add_parser(
         "witness", help="carry the largest checkpoint seen to another host or a repository"
     ).add_subparsers(dest="witness_command", required=True)
     we = lw.add_parser("export", help="write this ledger's witness to FILE")
     we.add_argument("file", help="where to write the witness")
-    we.set_defaults(handler=handlers.ledger_witness_export)
+    we.set_defaults(handler=_cli_ledger.ledger_witness_export)
     wi = lw.add_parser(
         "import", help="hold this ledger to the witness in FILE; refuses one it does not extend"
     )
     wi.add_argument("file", help="a file from `ledger witness export`")
     _add_public_keys(wi, "only accept a witness signed by these writer keys (repeatable)")
-    wi.set_defaults(handler=handlers.ledger_witness_import)
+    wi.set_defaults(handler=_cli_ledger.ledger_witness_import)
 
     watch = sub.add_parser(
         "watch", help="verify every running container, continuously; alert on change"
