@@ -117,6 +117,16 @@ def state_of(daemon: Dockerd, container: str) -> str:
     return out.stdout.decode().strip() or "gone"
 
 
+def finished_at(daemon: Dockerd, container: str) -> float:
+    """When the engine saw the container exit, in seconds since the epoch."""
+    from datetime import datetime
+
+    out = daemon.docker("inspect", "--format", "{{.State.FinishedAt}}", container)
+    text = out.stdout.decode().strip()  # RFC 3339 with nanoseconds: keep microseconds
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00").timestamp()
+
+
 def push_signed(daemon: Dockerd, registry: RegistryServer, env: dict[str, Any]) -> str:
     """An image pushed to ``registry`` by the private engine and signed there; its tag."""
     tag = f"{registry.host}/faults/signed:{secrets.token_hex(3)}"
@@ -257,13 +267,15 @@ def test_stop_runs_beside_the_loop_and_pause_happens_once(
             env, [hook.url + "/hook"], interval=0.3, on_untrusted=Enforcement.STOP, stop_grace=3
         ),
     ):
-        began = time.monotonic()
+        # An alert does not wait for a stop (each stop waits out its 3 s grace period).
         wait_for(lambda: all(about(hook, c) for c in doomed), 5, "alerts for all three")
-        assert time.monotonic() - began < 2.5, "one stop does not wait for the one before"
         wait_for(
-            lambda: all(state_of(daemon, c) == "exited" for c in doomed), 8, "all three stopped"
+            lambda: all(state_of(daemon, c) == "exited" for c in doomed), 20, "all three stopped"
         )
-        assert time.monotonic() - began < 7.5
+        # The stops ran side by side: the engine saw them end within one grace period of each
+        # other (one after another, they would end 3 s apart). The engine's own clock, not ours.
+        ended = [finished_at(daemon, c) for c in doomed]
+        assert max(ended) - min(ended) < 3.0, ended
         assert all(len(about(hook, c)) == 1 for c in doomed)
     frozen = run(daemon, unsigned)
     with (
