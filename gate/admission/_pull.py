@@ -197,14 +197,14 @@ class PullSecrets:
         deadline = self._clock() + API_BUDGET
         try:
             if not names and kind != "Pod":
-                names = self._account_secrets(namespace, account or "default")
+                names = self._account_secrets(namespace, account or "default", deadline)
             if not names:
                 return PodAccess()
             configs = []
             for name in names:
                 if self._clock() > deadline:
                     raise KubeError(f"the Kubernetes API took longer than {API_BUDGET:g} s")
-                configs.append(self._secret(namespace, name))
+                configs.append(self._secret(namespace, name, deadline))
         except (KubeError, PullSecretError) as e:
             text = e.message if isinstance(e, KubeError) else str(e)
             log.warning("pull secrets of %s in %s: %s", kind, namespace, text)
@@ -212,14 +212,14 @@ class PullSecrets:
         credentials = dataclasses.replace(self.base, pull_secrets=tuple(configs))
         return PodAccess(names, credentials, self._client_for(credentials), key=self._key)
 
-    def _account_secrets(self, namespace: str, name: str) -> tuple[str, ...]:
+    def _account_secrets(self, namespace: str, name: str, deadline: float) -> tuple[str, ...]:
         now = self._clock()
         with self._lock:
             cached = self._accounts.get((namespace, name))
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            found = self.api.service_account(namespace, name)
+            found = self.api.service_account(namespace, name, budget=deadline - now)
         except KubeError as e:
             if e.code != 404:
                 raise
@@ -232,13 +232,14 @@ class PullSecrets:
             self._accounts[(namespace, name)] = (now + self.ttl, names)
         return names
 
-    def _secret(self, namespace: str, name: str) -> DockerConfig:
+    def _secret(self, namespace: str, name: str, deadline: float) -> DockerConfig:
         now = self._clock()
         with self._lock:
             cached = self._secrets.get((namespace, name))
         if cached is not None and cached[0] > now:
             return cached[1]
-        config = docker_config(self.api.secret(namespace, name), f"secret {namespace}/{name}")
+        found = self.api.secret(namespace, name, budget=deadline - now)
+        config = docker_config(found, f"secret {namespace}/{name}")
         with self._lock:
             self._secrets[(namespace, name)] = (now + self.ttl, config)
         return config

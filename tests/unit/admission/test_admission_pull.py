@@ -109,6 +109,28 @@ def test_a_wrong_token_a_wrong_ca_and_no_server_are_clear_errors(
     gone.close()
 
 
+def test_a_slow_api_server_cannot_hold_a_request_past_its_budget(
+    api: KubernetesAPI, tmp_path: Path
+) -> None:
+    """Per-read timeouts alone let a server that sends a byte a second hold an admission
+    request for as long as the Secret is long; the API's share of the budget ends it."""
+    api.drip = 0.25  # a Secret of a few hundred bytes: a minute or more at this pace
+    client = KubeAPI.from_kubeconfig(api.kubeconfig(tmp_path / "kubeconfig"))
+    try:
+        with pytest.raises(KubeError, match=r"did not answer within 1 s") as caught:
+            client.secret("shop", "regcred", budget=1.0)
+        assert "s3cr3t" not in caught.value.message
+        pulls = PullSecrets(client, Credentials(), lambda c: _Client(c))  # type: ignore[arg-type,return-value]
+        pod = {"spec": {"containers": [{"name": "a", "image": "ghcr.io/x/y:1"}],
+                        "imagePullSecrets": [{"name": "regcred"}]}}  # fmt: skip
+        access = pulls.access("shop", pod, "Pod")
+        assert access.error is not None and "did not answer within" in access.error
+        api.drip = 0.0
+        assert client.secret("shop", "regcred")["kind"] == "Secret"  # the pool recovers
+    finally:
+        client.close()
+
+
 def test_in_cluster_reads_the_service_account_files_and_a_rotated_token(
     api: KubernetesAPI, tmp_path: Path
 ) -> None:
