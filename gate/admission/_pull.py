@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -63,6 +64,12 @@ SECRET_TTL = 30.0
 """Seconds a read secret is reused: a rotated pull secret is seen within this."""
 MAX_CLIENTS = 64
 """Registry clients kept, one per distinct set of pull-secret credentials."""
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+NAMESPACE = re.compile(_DNS_LABEL)
+OBJECT_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(\.{_DNS_LABEL})*")
+"""Secret and ServiceAccount names are DNS subdomains. The API server does not check an
+imagePullSecrets name, and HTTP clients resolve ``.``/``..`` path segments, so anything
+else could turn a GET of one secret into a LIST of them or a read of another object."""
 
 
 class PullSecretError(Exception):
@@ -154,6 +161,17 @@ def docker_config(secret: Mapping[str, Any], where: str) -> DockerConfig:
     return DockerConfig(path=Path(where), auths=entries)
 
 
+def _check_names(namespace: str, names: tuple[str, ...], account: str | None) -> None:
+    """PullSecretError for a namespace or object name the API could not hold."""
+    if not NAMESPACE.fullmatch(namespace):
+        raise PullSecretError(f"'{namespace[:63]}' is not a namespace name")
+    for name in names:
+        if not OBJECT_NAME.fullmatch(name):
+            raise PullSecretError(f"'{name[:253]}' is not a Secret name")
+    if account is not None and not OBJECT_NAME.fullmatch(account):
+        raise PullSecretError(f"'{account[:253]}' is not a ServiceAccount name")
+
+
 class PullSecrets:
     """Reads pull secrets through ``api`` and hands out one registry client per credential set.
 
@@ -196,6 +214,7 @@ class PullSecrets:
             return PodAccess()
         deadline = self._clock() + API_BUDGET
         try:
+            _check_names(namespace, names, account if not names and kind != "Pod" else None)
             if not names and kind != "Pod":
                 names = self._account_secrets(namespace, account or "default", deadline)
             if not names:

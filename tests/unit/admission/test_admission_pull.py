@@ -297,3 +297,38 @@ def test_access_scopes_verdicts_by_the_credentials_a_pod_holds_for_a_host(
     assert gone.error is not None and "is unreachable" in gone.error
     pulls.close()
     fresh.close()
+
+
+@pytest.mark.parametrize(
+    ("namespace", "secret", "account"),
+    [
+        ("shop", ".", None),  # .../secrets/. is .../secrets/: LIST every secret in shop
+        ("shop", "..", None),  # .../secrets/.. is the Namespace object
+        ("shop", "Reg_Cred", None),
+        ("shop", None, "."),
+        ("..", "regcred", None),  # a review POSTed to the webhook directly
+    ],
+)
+def test_names_that_are_not_object_names_are_refused_before_any_request(
+    api: KubernetesAPI,
+    tmp_path: Path,
+    namespace: str,
+    secret: str | None,
+    account: str | None,
+) -> None:
+    """The API server does not validate imagePullSecrets names, and HTTP clients resolve
+    ``.`` and ``..`` segments: such a name must not turn a GET of one secret into a
+    LIST of a namespace's secrets or a read of another object."""
+    pulls = _pull(api, tmp_path)
+    spec: dict[str, Any] = {"containers": [{"name": "a", "image": "ghcr.io/x/y:1"}]}
+    if secret is not None:
+        spec["imagePullSecrets"] = [{"name": secret}]
+    if account is not None:
+        spec["serviceAccountName"] = account
+    before = len(api.requests)
+    kind = "Pod" if secret is not None else "Deployment"
+    obj = {"spec": spec} if kind == "Pod" else {"spec": {"template": {"spec": spec}}}
+    access = pulls.access(namespace, obj, kind)
+    pulls.close()
+    assert access.error is not None and "is not a" in access.error, access.error
+    assert len(api.requests) == before
