@@ -34,7 +34,7 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import yaml
@@ -154,6 +154,11 @@ class KubeAPI:
         server = cluster.get("server")
         if not isinstance(server, str) or not server.startswith("https://"):
             raise UsageError(f"the kubeconfig {source} cluster has no https:// server")
+        if "@" in urlsplit(server).netloc:  # the server is logged and named in every error
+            raise UsageError(
+                f"the kubeconfig {source} cluster's server URL holds a user name or password; "
+                "put credentials in the user entry (token, tokenFile or client certificate)"
+            )
         folder = source.parent
         spool: list[str] = []
 

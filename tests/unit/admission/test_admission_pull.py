@@ -332,3 +332,17 @@ def test_names_that_are_not_object_names_are_refused_before_any_request(
     pulls.close()
     assert access.error is not None and "is not a" in access.error, access.error
     assert len(api.requests) == before
+
+
+def test_a_server_url_with_credentials_in_it_is_refused_without_echoing_them(
+    api: KubernetesAPI, tmp_path: Path
+) -> None:
+    """The server URL is logged at start and named in every API error; a password written
+    into it (https://admin:PW@host) would go to both, and to any proxy log."""
+    config = yaml.safe_load(api.kubeconfig(tmp_path / "kubeconfig").read_text())
+    config["clusters"][0]["cluster"]["server"] = api.url.replace("://", "://admin:hunter2-pw@")
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    with pytest.raises(UsageError) as caught:
+        KubeAPI.from_kubeconfig(tmp_path / "kubeconfig")
+    assert "user name or password" in caught.value.message
+    assert "hunter2" not in caught.value.message
