@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -42,6 +43,7 @@ import yaml
 from gate.errors import UnavailableError, UsageError
 from gate.registry_deadline import BoundedAdapter, Deadline
 
+log = logging.getLogger("gate.admission")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0
@@ -159,6 +161,21 @@ class KubeAPI:
                 f"the kubeconfig {source} cluster's server URL holds a user name or password; "
                 "put credentials in the user entry (token, tokenFile or client certificate)"
             )
+        insecure = cluster.get("insecure-skip-tls-verify") is True
+        if insecure and (
+            cluster.get("certificate-authority") or cluster.get("certificate-authority-data")
+        ):
+            raise UsageError(
+                f"the kubeconfig {source} cluster gives both a certificate authority and "
+                "insecure-skip-tls-verify; keep the CA and drop insecure-skip-tls-verify"
+            )
+        if insecure:
+            log.warning(
+                "the kubeconfig %s says insecure-skip-tls-verify: Sealgate does not verify the "
+                "Kubernetes API's TLS certificate, and its token goes to whoever answers at %s",
+                source,
+                server,
+            )
         folder = source.parent
         spool: list[str] = []
 
@@ -187,7 +204,7 @@ class KubeAPI:
             return cls(
                 server,
                 ca=file("certificate-authority", cluster),
-                insecure=cluster.get("insecure-skip-tls-verify") is True,
+                insecure=insecure,
                 token=user.get("token") if isinstance(user.get("token"), str) else None,
                 token_file=str(folder / token_file) if isinstance(token_file, str) else None,
                 client_cert=(cert, key) if cert and key else None,

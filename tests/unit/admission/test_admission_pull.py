@@ -346,3 +346,33 @@ def test_a_server_url_with_credentials_in_it_is_refused_without_echoing_them(
         KubeAPI.from_kubeconfig(tmp_path / "kubeconfig")
     assert "user name or password" in caught.value.message
     assert "hunter2" not in caught.value.message
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_insecure_skip_tls_verify_is_honoured_only_as_kubectl_does_and_said_aloud(
+    api: KubernetesAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token goes to whoever answers when TLS is not verified: only a YAML ``true``
+    turns it off, never beside a CA (kubectl refuses that too), and the log says so."""
+    config = yaml.safe_load(api.kubeconfig(tmp_path / "kubeconfig").read_text())
+    cluster = config["clusters"][0]["cluster"]
+    cluster["insecure-skip-tls-verify"] = True
+    (tmp_path / "with-ca").write_text(yaml.safe_dump(config))
+    with pytest.raises(UsageError, match="both a certificate authority and insecure-skip"):
+        KubeAPI.from_kubeconfig(tmp_path / "with-ca")
+    del cluster["certificate-authority-data"]
+    (tmp_path / "insecure").write_text(yaml.safe_dump(config))
+    with caplog.at_level("WARNING", logger="gate.admission"):
+        client = KubeAPI.from_kubeconfig(tmp_path / "insecure")
+    try:
+        assert client.secret("shop", "regcred")["kind"] == "Secret"
+    finally:
+        client.close()
+    assert "does not verify the Kubernetes API's TLS certificate" in caplog.text
+    assert api.token not in caplog.text
+    cluster["insecure-skip-tls-verify"] = "true"  # a string is not the boolean: verified
+    (tmp_path / "string").write_text(yaml.safe_dump(config))
+    strict = KubeAPI.from_kubeconfig(tmp_path / "string")
+    with pytest.raises(KubeError, match="no trusted TLS connection"):
+        strict.secret("shop", "regcred")
+    strict.close()
