@@ -149,8 +149,11 @@ def docker_config(secret: Mapping[str, Any], where: str) -> DockerConfig:
         parsed = json.loads(base64.b64decode(encoded, validate=True))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise PullSecretError(f"{where}: {TYPES[kind]} is not base64 of JSON") from None
-    auths = parsed.get("auths") if kind == "kubernetes.io/dockerconfigjson" else parsed
-    if not isinstance(parsed, dict) or not isinstance(auths, dict):
+    if kind == "kubernetes.io/dockerconfigjson":
+        auths = parsed.get("auths") if isinstance(parsed, dict) else None
+    else:
+        auths = parsed
+    if not isinstance(auths, dict):
         raise PullSecretError(f"{where}: {TYPES[kind]} has no 'auths' object")
     entries = {k: v for k, v in auths.items() if isinstance(k, str) and isinstance(v, dict)}
     for key, entry in entries.items():

@@ -205,6 +205,9 @@ def test_both_docker_secret_types_are_read_and_others_are_refused_by_name() -> N
         (_secret(JSON_TYPE, {}), "secret a/b has no .dockerconfigjson key"),
         (_secret(JSON_TYPE, {".dockerconfigjson": b"{not json"}), "is not base64 of JSON"),
         (_secret(JSON_TYPE, {".dockerconfigjson": b"{}"}), "has no 'auths' object"),
+        (_secret(JSON_TYPE, {".dockerconfigjson": b"[]"}), "has no 'auths' object"),
+        (_secret(JSON_TYPE, {".dockerconfigjson": b'{"auths": []}'}), "has no 'auths' object"),
+        ({"type": JSON_TYPE, "data": ["pw"]}, "secret a/b has no .dockerconfigjson key"),
         (
             _secret(
                 JSON_TYPE, {".dockerconfigjson": b'{"auths": {"h": {"auth": "bm9jb2xvbg=="}}}'}
