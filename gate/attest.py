@@ -183,6 +183,7 @@ def verification_report(
     Raises UsageError when the directory cannot be written; a keyless signer's
     errors (Fulcio, Rekor, an expired token) propagate before anything is written.
     """
+    _forget_summaries(directory)
     if not any(r.digest for r in results):
         return None
     build = BuildContext.from_environment(env if env is not None else os.environ)
@@ -210,8 +211,12 @@ def verification_report(
 
     bundle, envelope_json, logged = key.sign_statement(statement.to_json())
     bundle_path = target / VSA_BUNDLE_FILE
-    _write_text(bundle_path, bundle.decode() + "\n")
-    _write_text(path, envelope_json.decode() + "\n")  # the bytes Rekor logged
+    try:
+        _write_text(bundle_path, bundle.decode() + "\n")
+        _write_text(path, envelope_json.decode() + "\n")  # the bytes Rekor logged
+    except UsageError:
+        _forget_summaries(target)  # both files or neither
+        raise
     return Summary(
         statement,
         path,
@@ -261,6 +266,21 @@ def _ensure_dir(directory: Path) -> Path:
     except OSError as e:
         raise UsageError(f"cannot create {directory}: {e.strerror or e}") from e
     return directory
+
+
+def _forget_summaries(directory: Path) -> None:
+    """Remove an earlier run's summary files: a report directory reused between runs must
+    not show yesterday's signed PASSED beside today's FAILED, or beside nothing when
+    today's signing failed."""
+    for name in (VSA_FILE, VSA_UNSIGNED_FILE, VSA_BUNDLE_FILE):
+        try:
+            (directory / name).unlink(missing_ok=True)
+        except IsADirectoryError:
+            continue
+        except OSError as e:
+            raise UsageError(
+                f"cannot remove the earlier summary {directory / name}: {e.strerror or e}"
+            ) from e
 
 
 def _write_text(path: Path, text: str) -> None:

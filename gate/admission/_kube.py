@@ -27,6 +27,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -34,17 +35,23 @@ import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 import yaml
 
 from gate.errors import UnavailableError, UsageError
+from gate.registry_deadline import BoundedAdapter, Deadline
 
+log = logging.getLogger("gate.admission")
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 CONNECT_TIMEOUT = 1.0
 READ_TIMEOUT = 2.0
-"""Per request; the time an object's reads take comes out of its ``--verify-timeout``."""
+"""Per socket read; the time an object's reads take comes out of its ``--verify-timeout``."""
+REQUEST_BUDGET = 3.0
+"""Seconds one GET may take in all (connect, headers and body): per-read timeouts alone
+let a server that sends a byte a second hold the request for as long as the body is."""
+POOL_SIZE = 8
 MAX_REPLY = 1024 * 1024
 """A Secret is at most 1 MiB; anything larger is not one."""
 
@@ -81,6 +88,9 @@ class KubeAPI:
         self._session.trust_env = False  # our CA and no proxies from the environment
         self._session.headers["Accept"] = "application/json"
         self._session.headers["User-Agent"] = "sealgate-admission"
+        adapter = BoundedAdapter(POOL_SIZE)  # its pools cut connections at a request's deadline
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
         if client_cert is not None:
             self._session.cert = client_cert
         if basic is not None:
@@ -146,6 +156,26 @@ class KubeAPI:
         server = cluster.get("server")
         if not isinstance(server, str) or not server.startswith("https://"):
             raise UsageError(f"the kubeconfig {source} cluster has no https:// server")
+        if "@" in urlsplit(server).netloc:  # the server is logged and named in every error
+            raise UsageError(
+                f"the kubeconfig {source} cluster's server URL holds a user name or password; "
+                "put credentials in the user entry (token, tokenFile or client certificate)"
+            )
+        insecure = cluster.get("insecure-skip-tls-verify") is True
+        if insecure and (
+            cluster.get("certificate-authority") or cluster.get("certificate-authority-data")
+        ):
+            raise UsageError(
+                f"the kubeconfig {source} cluster gives both a certificate authority and "
+                "insecure-skip-tls-verify; keep the CA and drop insecure-skip-tls-verify"
+            )
+        if insecure:
+            log.warning(
+                "the kubeconfig %s says insecure-skip-tls-verify: Sealgate does not verify the "
+                "Kubernetes API's TLS certificate, and its token goes to whoever answers at %s",
+                source,
+                server,
+            )
         folder = source.parent
         spool: list[str] = []
 
@@ -174,7 +204,7 @@ class KubeAPI:
             return cls(
                 server,
                 ca=file("certificate-authority", cluster),
-                insecure=cluster.get("insecure-skip-tls-verify") is True,
+                insecure=insecure,
                 token=user.get("token") if isinstance(user.get("token"), str) else None,
                 token_file=str(folder / token_file) if isinstance(token_file, str) else None,
                 client_cert=(cert, key) if cert and key else None,
@@ -208,31 +238,45 @@ class KubeAPI:
                 ) from None
         return self._token
 
-    def get(self, path: str, what: str) -> dict[str, Any]:
+    def get(self, path: str, what: str, *, budget: float = REQUEST_BUDGET) -> dict[str, Any]:
         """GET ``path``; ``what`` names the object in errors (``secret shop/regcred``).
 
-        Raises KubeError with ``code`` (404, 403, …) when the API answers with an error,
-        and without one when it cannot be reached or answers with something else.
+        The whole exchange ends within ``budget`` seconds. Raises KubeError with
+        ``code`` (404, 403, …) when the API answers with an error, and without one when
+        it cannot be reached, is too slow, or answers with something else.
         """
         headers = {}
         token = self._bearer()
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        budget = max(budget, 0.001)
+        deadline = Deadline(self.server, budget)
+        late = KubeError(
+            f"cannot read {what}: the Kubernetes API at {self.server} did not answer "
+            f"within {budget:.3g} s"
+        )
         try:
-            response = self._session.get(
-                self.server + path,
-                headers=headers,
-                verify=self._verify,
-                timeout=(CONNECT_TIMEOUT, READ_TIMEOUT),
-                allow_redirects=False,
-                stream=True,
-            )
+            with deadline.active():
+                response = self._session.get(
+                    self.server + path,
+                    headers=headers,
+                    verify=self._verify,
+                    timeout=(min(CONNECT_TIMEOUT, budget), min(READ_TIMEOUT, budget)),
+                    allow_redirects=False,
+                    stream=True,
+                )
         except requests.exceptions.SSLError:
+            deadline.finish()
+            if deadline.expired:
+                raise late from None
             raise KubeError(
                 f"cannot read {what}: no trusted TLS connection to the Kubernetes API at "
                 f"{self.server} (check the CA in the kubeconfig or ca.crt)"
             ) from None
         except requests.RequestException as e:
+            deadline.finish()
+            if deadline.expired:
+                raise late from None
             raise KubeError(
                 f"cannot read {what}: the Kubernetes API at {self.server} is unreachable "
                 f"({type(e).__name__})"
@@ -243,6 +287,9 @@ class KubeAPI:
             body = b""
         finally:
             response.close()
+            deadline.finish()
+        if deadline.expired:  # the body may look whole after the cut: never trust it
+            raise late
         code = response.status_code
         if code == 200 and len(body) <= MAX_REPLY:
             with contextlib.suppress(ValueError, UnicodeDecodeError):
@@ -268,17 +315,23 @@ class KubeAPI:
             f"cannot read {what}: the Kubernetes API answered {code} {response.reason}", code=code
         )
 
-    def secret(self, namespace: str, name: str) -> dict[str, Any]:
+    def secret(
+        self, namespace: str, name: str, *, budget: float = REQUEST_BUDGET
+    ) -> dict[str, Any]:
         return self.get(
             f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}",
             f"secret {namespace}/{name}",
+            budget=budget,
         )
 
-    def service_account(self, namespace: str, name: str) -> dict[str, Any]:
+    def service_account(
+        self, namespace: str, name: str, *, budget: float = REQUEST_BUDGET
+    ) -> dict[str, Any]:
         return self.get(
             f"/api/v1/namespaces/{quote(namespace, safe='')}/serviceaccounts/"
             f"{quote(name, safe='')}",
             f"service account {namespace}/{name}",
+            budget=budget,
         )
 
 

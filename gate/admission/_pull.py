@@ -37,6 +37,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -63,6 +64,12 @@ SECRET_TTL = 30.0
 """Seconds a read secret is reused: a rotated pull secret is seen within this."""
 MAX_CLIENTS = 64
 """Registry clients kept, one per distinct set of pull-secret credentials."""
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+NAMESPACE = re.compile(_DNS_LABEL)
+OBJECT_NAME = re.compile(rf"(?=.{{1,253}}$){_DNS_LABEL}(\.{_DNS_LABEL})*")
+"""Secret and ServiceAccount names are DNS subdomains. The API server does not check an
+imagePullSecrets name, and HTTP clients resolve ``.``/``..`` path segments, so anything
+else could turn a GET of one secret into a LIST of them or a read of another object."""
 
 
 class PullSecretError(Exception):
@@ -142,8 +149,11 @@ def docker_config(secret: Mapping[str, Any], where: str) -> DockerConfig:
         parsed = json.loads(base64.b64decode(encoded, validate=True))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise PullSecretError(f"{where}: {TYPES[kind]} is not base64 of JSON") from None
-    auths = parsed.get("auths") if kind == "kubernetes.io/dockerconfigjson" else parsed
-    if not isinstance(parsed, dict) or not isinstance(auths, dict):
+    if kind == "kubernetes.io/dockerconfigjson":
+        auths = parsed.get("auths") if isinstance(parsed, dict) else None
+    else:
+        auths = parsed
+    if not isinstance(auths, dict):
         raise PullSecretError(f"{where}: {TYPES[kind]} has no 'auths' object")
     entries = {k: v for k, v in auths.items() if isinstance(k, str) and isinstance(v, dict)}
     for key, entry in entries.items():
@@ -152,6 +162,17 @@ def docker_config(secret: Mapping[str, Any], where: str) -> DockerConfig:
         except UsageError as e:
             raise PullSecretError(e.message.replace("; run docker login again", "")) from None
     return DockerConfig(path=Path(where), auths=entries)
+
+
+def _check_names(namespace: str, names: tuple[str, ...], account: str | None) -> None:
+    """PullSecretError for a namespace or object name the API could not hold."""
+    if not NAMESPACE.fullmatch(namespace):
+        raise PullSecretError(f"'{namespace[:63]}' is not a namespace name")
+    for name in names:
+        if not OBJECT_NAME.fullmatch(name):
+            raise PullSecretError(f"'{name[:253]}' is not a Secret name")
+    if account is not None and not OBJECT_NAME.fullmatch(account):
+        raise PullSecretError(f"'{account[:253]}' is not a ServiceAccount name")
 
 
 class PullSecrets:
@@ -196,15 +217,16 @@ class PullSecrets:
             return PodAccess()
         deadline = self._clock() + API_BUDGET
         try:
+            _check_names(namespace, names, account if not names and kind != "Pod" else None)
             if not names and kind != "Pod":
-                names = self._account_secrets(namespace, account or "default")
+                names = self._account_secrets(namespace, account or "default", deadline)
             if not names:
                 return PodAccess()
             configs = []
             for name in names:
                 if self._clock() > deadline:
                     raise KubeError(f"the Kubernetes API took longer than {API_BUDGET:g} s")
-                configs.append(self._secret(namespace, name))
+                configs.append(self._secret(namespace, name, deadline))
         except (KubeError, PullSecretError) as e:
             text = e.message if isinstance(e, KubeError) else str(e)
             log.warning("pull secrets of %s in %s: %s", kind, namespace, text)
@@ -212,14 +234,14 @@ class PullSecrets:
         credentials = dataclasses.replace(self.base, pull_secrets=tuple(configs))
         return PodAccess(names, credentials, self._client_for(credentials), key=self._key)
 
-    def _account_secrets(self, namespace: str, name: str) -> tuple[str, ...]:
+    def _account_secrets(self, namespace: str, name: str, deadline: float) -> tuple[str, ...]:
         now = self._clock()
         with self._lock:
             cached = self._accounts.get((namespace, name))
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            found = self.api.service_account(namespace, name)
+            found = self.api.service_account(namespace, name, budget=deadline - now)
         except KubeError as e:
             if e.code != 404:
                 raise
@@ -232,13 +254,14 @@ class PullSecrets:
             self._accounts[(namespace, name)] = (now + self.ttl, names)
         return names
 
-    def _secret(self, namespace: str, name: str) -> DockerConfig:
+    def _secret(self, namespace: str, name: str, deadline: float) -> DockerConfig:
         now = self._clock()
         with self._lock:
             cached = self._secrets.get((namespace, name))
         if cached is not None and cached[0] > now:
             return cached[1]
-        config = docker_config(self.api.secret(namespace, name), f"secret {namespace}/{name}")
+        found = self.api.secret(namespace, name, budget=deadline - now)
+        config = docker_config(found, f"secret {namespace}/{name}")
         with self._lock:
             self._secrets[(namespace, name)] = (now + self.ttl, config)
         return config

@@ -433,6 +433,10 @@ def test_gate_keyless_vsa_failures_are_one_sentence(
     if fault == "no-token":
         args += ["--keyless", "--signing-config", str(stack.config_path)]
     elif fault == "fulcio-500":
+        # An earlier run's summary in a reused report directory must not outlive this one.
+        out_dir.mkdir()
+        for stale in ("vsa.intoto.jsonl", "vsa.sigstore.jsonl", "vsa.json"):
+            (out_dir / stale).write_text('{"verificationResult": "PASSED"}\n')
         proxy = sigstore_stack.FulcioProxy(stack.fulcio_url, "500")
         args += ["--keyless", "--identity-token", token, "--fulcio-url", proxy.url,
                  "--rekor-url", stack.rekor.url]  # fmt: skip
@@ -454,3 +458,4 @@ def test_gate_keyless_vsa_failures_are_one_sentence(
     assert token_free(out + err, stack)
     assert not (out_dir / "vsa.intoto.jsonl").exists()
     assert not (out_dir / "vsa.sigstore.jsonl").exists()
+    assert not (out_dir / "vsa.json").exists()

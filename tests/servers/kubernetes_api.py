@@ -24,6 +24,7 @@ import re
 import secrets
 import ssl
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -72,6 +73,8 @@ class KubernetesAPI:
     forbidden: set[str] = field(default_factory=set)
     """Namespaces whose secrets the webhook's service account may not get (403)."""
     requests: list[Seen] = field(default_factory=list)
+    drip: float = 0.0
+    """Seconds between the bytes of a 200 body: a slow (or slowed) API server."""
     ca: CA | None = None
     _server: ThreadingHTTPServer | None = None
 
@@ -234,4 +237,19 @@ class _Handler(BaseHTTPRequestHandler):
             message = f'{resource} "{name}" not found'
             self._send(404, _status(404, "NotFound", message, name, resource))
             return
-        self._send(200, json.dumps(found).encode())
+        if not api.drip:
+            self._send(200, json.dumps(found).encode())
+            return
+        body = json.dumps(found).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.flush()
+        for i in range(len(body)):  # bounded: one pass over the body, ends when the client goes
+            time.sleep(api.drip)
+            try:
+                self.wfile.write(body[i : i + 1])
+                self.wfile.flush()
+            except OSError:
+                return

@@ -272,3 +272,22 @@ def test_vsa_passes_under_a_lenient_fail_on_and_is_unsigned_without_a_key(
 def test_no_vsa_when_nothing_had_a_digest(tmp_path: Path, key: keys.PrivateKey) -> None:
     assert attest.verification_report(_results()[2:], _policy(key), tmp_path, env={}) is None
     assert not any(tmp_path.iterdir())
+
+
+def test_a_later_run_never_leaves_an_earlier_runs_passing_vsa_behind(
+    tmp_path: Path, key: keys.PrivateKey
+) -> None:
+    """A report directory reused across runs (a self-hosted runner's workspace, a CI cache):
+    a signed PASSED summary from yesterday must not sit beside today's FAILED one, where an
+    artifact upload or a deploy step that reads ``vsa.intoto.jsonl`` would take it."""
+    passing, failing = _results()[:1], _results()
+    first = attest.verification_report(passing, _policy(key), tmp_path, key=key, env={})
+    assert first is not None and first.passed and first.path.name == attest.VSA_FILE
+    (tmp_path / attest.VSA_BUNDLE_FILE).write_text("{}\n")  # as a keyless run leaves it
+    later = attest.verification_report(failing, _policy(key), tmp_path, env={})
+    assert later is not None and not later.passed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [attest.VSA_UNSIGNED_FILE]
+    # A run whose images had no digest writes no summary, and keeps none of the last run's.
+    attest.verification_report(passing, _policy(key), tmp_path, key=key, env={})
+    assert attest.verification_report(_results()[2:], _policy(key), tmp_path, env={}) is None
+    assert not any(tmp_path.iterdir())

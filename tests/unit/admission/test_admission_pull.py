@@ -109,6 +109,28 @@ def test_a_wrong_token_a_wrong_ca_and_no_server_are_clear_errors(
     gone.close()
 
 
+def test_a_slow_api_server_cannot_hold_a_request_past_its_budget(
+    api: KubernetesAPI, tmp_path: Path
+) -> None:
+    """Per-read timeouts alone let a server that sends a byte a second hold an admission
+    request for as long as the Secret is long; the API's share of the budget ends it."""
+    api.drip = 0.25  # a Secret of a few hundred bytes: a minute or more at this pace
+    client = KubeAPI.from_kubeconfig(api.kubeconfig(tmp_path / "kubeconfig"))
+    try:
+        with pytest.raises(KubeError, match=r"did not answer within 1 s") as caught:
+            client.secret("shop", "regcred", budget=1.0)
+        assert "s3cr3t" not in caught.value.message
+        pulls = PullSecrets(client, Credentials(), lambda c: _Client(c))  # type: ignore[arg-type,return-value]
+        pod = {"spec": {"containers": [{"name": "a", "image": "ghcr.io/x/y:1"}],
+                        "imagePullSecrets": [{"name": "regcred"}]}}  # fmt: skip
+        access = pulls.access("shop", pod, "Pod")
+        assert access.error is not None and "did not answer within" in access.error
+        api.drip = 0.0
+        assert client.secret("shop", "regcred")["kind"] == "Secret"  # the pool recovers
+    finally:
+        client.close()
+
+
 def test_in_cluster_reads_the_service_account_files_and_a_rotated_token(
     api: KubernetesAPI, tmp_path: Path
 ) -> None:
@@ -183,6 +205,9 @@ def test_both_docker_secret_types_are_read_and_others_are_refused_by_name() -> N
         (_secret(JSON_TYPE, {}), "secret a/b has no .dockerconfigjson key"),
         (_secret(JSON_TYPE, {".dockerconfigjson": b"{not json"}), "is not base64 of JSON"),
         (_secret(JSON_TYPE, {".dockerconfigjson": b"{}"}), "has no 'auths' object"),
+        (_secret(JSON_TYPE, {".dockerconfigjson": b"[]"}), "has no 'auths' object"),
+        (_secret(JSON_TYPE, {".dockerconfigjson": b'{"auths": []}'}), "has no 'auths' object"),
+        ({"type": JSON_TYPE, "data": ["pw"]}, "secret a/b has no .dockerconfigjson key"),
         (
             _secret(
                 JSON_TYPE, {".dockerconfigjson": b'{"auths": {"h": {"auth": "bm9jb2xvbg=="}}}'}
@@ -275,3 +300,82 @@ def test_access_scopes_verdicts_by_the_credentials_a_pod_holds_for_a_host(
     assert gone.error is not None and "is unreachable" in gone.error
     pulls.close()
     fresh.close()
+
+
+@pytest.mark.parametrize(
+    ("namespace", "secret", "account"),
+    [
+        ("shop", ".", None),  # .../secrets/. is .../secrets/: LIST every secret in shop
+        ("shop", "..", None),  # .../secrets/.. is the Namespace object
+        ("shop", "Reg_Cred", None),
+        ("shop", None, "."),
+        ("..", "regcred", None),  # a review POSTed to the webhook directly
+    ],
+)
+def test_names_that_are_not_object_names_are_refused_before_any_request(
+    api: KubernetesAPI,
+    tmp_path: Path,
+    namespace: str,
+    secret: str | None,
+    account: str | None,
+) -> None:
+    """The API server does not validate imagePullSecrets names, and HTTP clients resolve
+    ``.`` and ``..`` segments: such a name must not turn a GET of one secret into a
+    LIST of a namespace's secrets or a read of another object."""
+    pulls = _pull(api, tmp_path)
+    spec: dict[str, Any] = {"containers": [{"name": "a", "image": "ghcr.io/x/y:1"}]}
+    if secret is not None:
+        spec["imagePullSecrets"] = [{"name": secret}]
+    if account is not None:
+        spec["serviceAccountName"] = account
+    before = len(api.requests)
+    kind = "Pod" if secret is not None else "Deployment"
+    obj = {"spec": spec} if kind == "Pod" else {"spec": {"template": {"spec": spec}}}
+    access = pulls.access(namespace, obj, kind)
+    pulls.close()
+    assert access.error is not None and "is not a" in access.error, access.error
+    assert len(api.requests) == before
+
+
+def test_a_server_url_with_credentials_in_it_is_refused_without_echoing_them(
+    api: KubernetesAPI, tmp_path: Path
+) -> None:
+    """The server URL is logged at start and named in every API error; a password written
+    into it (https://admin:PW@host) would go to both, and to any proxy log."""
+    config = yaml.safe_load(api.kubeconfig(tmp_path / "kubeconfig").read_text())
+    config["clusters"][0]["cluster"]["server"] = api.url.replace("://", "://admin:hunter2-pw@")
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+    with pytest.raises(UsageError) as caught:
+        KubeAPI.from_kubeconfig(tmp_path / "kubeconfig")
+    assert "user name or password" in caught.value.message
+    assert "hunter2" not in caught.value.message
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_insecure_skip_tls_verify_is_honoured_only_as_kubectl_does_and_said_aloud(
+    api: KubernetesAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The token goes to whoever answers when TLS is not verified: only a YAML ``true``
+    turns it off, never beside a CA (kubectl refuses that too), and the log says so."""
+    config = yaml.safe_load(api.kubeconfig(tmp_path / "kubeconfig").read_text())
+    cluster = config["clusters"][0]["cluster"]
+    cluster["insecure-skip-tls-verify"] = True
+    (tmp_path / "with-ca").write_text(yaml.safe_dump(config))
+    with pytest.raises(UsageError, match="both a certificate authority and insecure-skip"):
+        KubeAPI.from_kubeconfig(tmp_path / "with-ca")
+    del cluster["certificate-authority-data"]
+    (tmp_path / "insecure").write_text(yaml.safe_dump(config))
+    with caplog.at_level("WARNING", logger="gate.admission"):
+        client = KubeAPI.from_kubeconfig(tmp_path / "insecure")
+    try:
+        assert client.secret("shop", "regcred")["kind"] == "Secret"
+    finally:
+        client.close()
+    assert "does not verify the Kubernetes API's TLS certificate" in caplog.text
+    assert api.token not in caplog.text
+    cluster["insecure-skip-tls-verify"] = "true"  # a string is not the boolean: verified
+    (tmp_path / "string").write_text(yaml.safe_dump(config))
+    strict = KubeAPI.from_kubeconfig(tmp_path / "string")
+    with pytest.raises(KubeError, match="no trusted TLS connection"):
+        strict.secret("shop", "regcred")
+    strict.close()
