@@ -78,7 +78,7 @@ class LocalImage:
     """``name@digest`` pairs where registry signatures may live."""
     platforms: tuple[LocalPlatform, ...] = ()
     size: int | None = None
-    """Config plus layers, in bytes."""
+    """Config plus layers, in bytes, as the source stores them (None when it holds no blobs)."""
     tags: tuple[str, ...] = ()
     created: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -569,7 +569,9 @@ def open_engine_image(name: str, engine_factory: Callable[[], Any]) -> LocalImag
         tuple(dict.fromkeys(r.digest for r in repo_digests if r.digest)),
         names=tuple(dict.fromkeys(Reference(n.registry, n.path) for n in names)),
         repo_digests=tuple(repo_digests),
-        size=info.size,
+        # The engine's own Size is the unpacked filesystem, another quantity: the
+        # size, config plus layers as pushed, comes from the registry (verify).
+        size=None,
         tags=tuple(info.repo_tags),
         created=info.created,
         extra={"image_id": info.id, "repo_digests": [str(r) for r in repo_digests]},
