@@ -394,7 +394,10 @@ def _choose(manifests: list[Any], ref_name: str | None, where: str) -> dict[str,
 def open_oci_layout(text: str) -> LocalImage:
     root, ref_name = _split_layout(text)
     if not root.is_dir():
-        raise LocalSourceError(f"{root} is not an OCI image layout directory")
+        raise LocalSourceError(
+            f"{root} is not an OCI image layout directory",
+            brief="that path is not an OCI image layout directory; check it",
+        )
     blobs = _LayoutBlobs(root)
     index = _object(blobs.read("index.json", "index.json"), f"{root}/index.json")
     manifests = index.get("manifests")
@@ -471,7 +474,10 @@ def _safe_members(archive: tarfile.TarFile, path: str) -> dict[str, tarfile.TarI
 def _open_tar(path: str) -> tarfile.TarFile:
     """Open a tar archive; the caller closes it (``with``), so open errors stay apart."""
     if not Path(path).is_file():
-        raise LocalSourceError(f"{path} does not exist or is not a regular file")
+        raise LocalSourceError(
+            f"{path} does not exist or is not a regular file",
+            brief="that archive does not exist or is not a regular file; check the path",
+        )
     with open(path, "rb") as probe:
         magic = probe.read(6)
     if magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
