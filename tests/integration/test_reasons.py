@@ -163,7 +163,11 @@ def test_reasons_do_not_repeat_the_image(
         "no local image": "docker://sealgate-reasons/absent:1",
         "no layout": f"oci:{base}/no-layout",
         "no archive": f"docker-archive:{base}/absent.tar",
+        "empty layout": f"oci:{base}/empty-layout",
+        "not a tar": f"docker-archive:{base}/notes.txt",
     }
+    (base / "empty-layout").mkdir()
+    (base / "notes.txt").write_text("not a tar archive\n" * 64)
     rows = _verify(capsys, *images.values(), "--policy", policy)
     # the gate reads the same references from a file, with file:line on every row
     listing = base / "images.txt"
@@ -173,7 +177,7 @@ def test_reasons_do_not_repeat_the_image(
     out, err = capsys.readouterr()
     assert out, err
     gated = json.loads(out)
-    assert len(rows) == len(images) and len(gated) == len(images) - 3
+    assert len(rows) == len(images) and len(gated) == len(images) - 5
     seen = []
     for row in [*rows, *gated]:
         reason = row["reason"]
