@@ -134,6 +134,7 @@ def test_release_builds_signs_verifies_and_pins_the_action(
 ) -> None:
     docker_cli, git_cli = shutil.which("docker"), shutil.which("git")
     require(docker_cli is not None and git_cli is not None, "the docker and git CLIs")
+    require(Path("/usr/lib/git-core").is_dir(), "git's helpers in /usr/lib/git-core (Debian git)")
     stack.issuer.github = oidc.github_claims(REPO)  # the runner's token: this workflow
     repo = _repository(tmp_path, registry, stack)
     original = (repo / "action.yml").read_text()
@@ -176,11 +177,11 @@ def test_release_builds_signs_verifies_and_pins_the_action(
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-6000:]
     for job in ("image", "sign", "publish"):
-        assert re.search(rf"\[release/{job}\s*\]\s+🏁  Job succeeded", log), log[-6000:]
+        assert re.search(rf"\[release-action/{job}\s*\]\s+🏁  Job succeeded", log), log[-6000:]
     assert "placeholder for" not in log
 
     # image: one push, reported by digest
-    outputs = re.findall(r"\[release/image\s*\]\s+⚙  ::set-output:: image=(\S+)", log)
+    outputs = re.findall(r"\[release-action/image\s*\]\s+⚙  ::set-output:: image=(\S+)", log)
     (image,) = outputs
     name, _, digest = image.partition("@")
     assert name == f"{registry.host}/{REPO}" and re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
@@ -194,7 +195,7 @@ def test_release_builds_signs_verifies_and_pins_the_action(
 
     # sign: the action's keyless signature names this workflow; then the workflow's own
     # verify (this workflow's identity, provenance required) said success too
-    set_outputs = re.findall(r"\[release/sign\s*\]\s+⚙  ::set-output:: ([\w-]+)=(.*)", log)
+    set_outputs = re.findall(r"\[release-action/sign\s*\]\s+⚙  ::set-output:: ([\w-]+)=(.*)", log)
     assert [v for k, v in set_outputs if k == "result"] == ["success", "success"]
     sign_outputs = dict(set_outputs)
     assert sign_outputs["signer"] == SIGNER
