@@ -209,7 +209,10 @@ class Engine:
             with self._translate(f"inspect image {name_or_id}", missing_ok=True):
                 raw = self._api().inspect_image(name_or_id)
         except docker.errors.NotFound as e:
-            raise EngineError(f"no image {name_or_id} in the local engine at {self.where}") from e
+            raise EngineError(
+                f"no image {name_or_id} in the local engine at {self.where}",
+                brief=f"the local engine at {self.where} has no such image; pull or build it",
+            ) from e
         return ImageInfo(
             id=str(raw.get("Id", "")),
             repo_tags=tuple(raw.get("RepoTags") or ()),

@@ -35,10 +35,13 @@ class SealgateError(Exception):
 
     exit_code: int = 2
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, brief: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.brief = brief or message
+        """The sentence for a result row, which already names the image: the message
+        without the image's name (defaults to the message when it names no image)."""
 
     def __str__(self) -> str:
         return self.message

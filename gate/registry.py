@@ -183,11 +183,18 @@ class RegistryClient:
     def _fail(self, response: requests.Response, repo: Repository, what: str) -> RegistryError:
         """The error for an unexpected status; ``what`` names the thing, e.g. "manifest 'v1'"."""
         detail = _error_detail(response)
+        # A result row names the image already: there, its manifest is "the manifest".
+        manifest = what.startswith("manifest '")
+        short = "the manifest" if manifest else what
         if response.status_code == 404:
-            return NotFoundError(f"{repo} has no {what}{detail}; check the name, tag or digest")
+            lost = f"not found in registry {repo.registry}" if manifest else f"{what} not found"
+            return NotFoundError(
+                f"{repo} has no {what}{detail}; check the name, tag or digest",
+                brief=f"{lost}{detail}; check the name, tag or digest",
+            )
+        answered = f"registry {repo.registry} answered {response.status_code} {response.reason}"
         return RegistryError(
-            f"registry {repo.registry} answered {response.status_code} {response.reason} "
-            f"for {what} in {repo}{detail}"
+            f"{answered} for {what} in {repo}{detail}", brief=f"{answered} for {short}{detail}"
         )
 
     def _read(self, response: requests.Response, cap: int, what: str) -> bytes:

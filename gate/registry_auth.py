@@ -114,9 +114,13 @@ def auth_error(registry: str, repo: str | None, *, refused: bool) -> RegistryAut
     how = f"run 'docker login {registry}', or set {USERNAME_ENV} and {PASSWORD_ENV}"
     if refused:
         return RegistryAuthError(
-            f"registry {registry} refused our credentials for {what}; check them: {how}"
+            f"registry {registry} refused our credentials for {what}; check them: {how}",
+            brief=f"registry {registry} refused our credentials; check them: {how}",
         )
-    return RegistryAuthError(f"registry {registry} needs credentials for {what}: {how}")
+    return RegistryAuthError(
+        f"registry {registry} needs credentials for {what}: {how}",
+        brief=f"registry {registry} needs credentials: {how}",
+    )
 
 
 def _hostname(netloc: str) -> str:

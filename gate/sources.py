@@ -78,7 +78,7 @@ class LocalImage:
     """``name@digest`` pairs where registry signatures may live."""
     platforms: tuple[LocalPlatform, ...] = ()
     size: int | None = None
-    """Config plus layers, in bytes."""
+    """Config plus layers, in bytes, as the source stores them (None when it holds no blobs)."""
     tags: tuple[str, ...] = ()
     created: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -394,7 +394,10 @@ def _choose(manifests: list[Any], ref_name: str | None, where: str) -> dict[str,
 def open_oci_layout(text: str) -> LocalImage:
     root, ref_name = _split_layout(text)
     if not root.is_dir():
-        raise LocalSourceError(f"{root} is not an OCI image layout directory")
+        raise LocalSourceError(
+            f"{root} is not an OCI image layout directory",
+            brief="that path is not an OCI image layout directory; check it",
+        )
     blobs = _LayoutBlobs(root)
     index = _object(blobs.read("index.json", "index.json"), f"{root}/index.json")
     manifests = index.get("manifests")
@@ -471,7 +474,10 @@ def _safe_members(archive: tarfile.TarFile, path: str) -> dict[str, tarfile.TarI
 def _open_tar(path: str) -> tarfile.TarFile:
     """Open a tar archive; the caller closes it (``with``), so open errors stay apart."""
     if not Path(path).is_file():
-        raise LocalSourceError(f"{path} does not exist or is not a regular file")
+        raise LocalSourceError(
+            f"{path} does not exist or is not a regular file",
+            brief="that archive does not exist or is not a regular file; check the path",
+        )
     with open(path, "rb") as probe:
         magic = probe.read(6)
     if magic[:2] == b"\x1f\x8b" or magic[:3] == b"BZh" or magic == b"\xfd7zXZ\x00":
@@ -569,7 +575,9 @@ def open_engine_image(name: str, engine_factory: Callable[[], Any]) -> LocalImag
         tuple(dict.fromkeys(r.digest for r in repo_digests if r.digest)),
         names=tuple(dict.fromkeys(Reference(n.registry, n.path) for n in names)),
         repo_digests=tuple(repo_digests),
-        size=info.size,
+        # The engine's own Size is the unpacked filesystem, another quantity: the
+        # size, config plus layers as pushed, comes from the registry (verify).
+        size=None,
         tags=tuple(info.repo_tags),
         created=info.created,
         extra={"image_id": info.id, "repo_digests": [str(r) for r in repo_digests]},

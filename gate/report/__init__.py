@@ -252,6 +252,10 @@ def format_time(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%MZ")
 
 
+SIZE_LABEL = "(config + layers)"
+"""How reports label the size: the config blob plus every layer, as its manifest lists them."""
+
+
 def human_size(size: int | None) -> str:
     """Bytes in the units `docker images` uses (powers of 1000)."""
     if size is None:

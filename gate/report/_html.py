@@ -20,6 +20,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from gate.report import (
+    SIZE_LABEL,
     STATUS_ORDER,
     ReportContext,
     format_time,
@@ -121,6 +122,7 @@ def environment() -> jinja2.Environment:
         search_text=search_text,
         format_time=format_time,
         human_size=human_size,
+        size_label=SIZE_LABEL,
         child_label=_child_label,
         Status=Status,
     )

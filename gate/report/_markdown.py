@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from gate.report import (
+    SIZE_LABEL,
     ReportContext,
     format_time,
     grouped,
@@ -164,6 +165,7 @@ def _environment(ctx: ReportContext) -> jinja2.Environment:
         signer_label=signer_label,
         format_time=format_time,
         human_size=human_size,
+        size_label=SIZE_LABEL,
     )
     return env
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gate.report import (
+    SIZE_LABEL,
     ReportContext,
     format_time,
     human_size,
@@ -191,7 +192,7 @@ def _block(result: Result, paint: _Paint, width: int) -> list[str]:
         ("Identity", signer.identity if signer else None),
         ("Issuer", signer.issuer if signer else None),
         ("Name", signer.name if signer else None),
-        ("Size", human_size(result.size) if result.size is not None else None),
+        ("Size", None if result.size is None else f"{human_size(result.size)} {SIZE_LABEL}"),
         ("Level", None if result.level is None else str(result.level)),
         ("Status", result.status.value),
         ("Reason", result.reason),

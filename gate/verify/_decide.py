@@ -121,8 +121,8 @@ def _drift(run: _Run) -> Result | None:
         return None
     return run.result(
         Status.UNTRUSTED,
-        f"tag {run.facts.ref.tag} now points at {tag_digest[:19]}…, "
-        f"not the pinned {digest[:19]}… (drift)",
+        f"the tag now points at {tag_digest[:19]}…, not the pinned digest (drift); "
+        "check the new image, then pin it with `sealgate pin`",
     )
 
 
@@ -178,7 +178,7 @@ def _signatures(run: _Run) -> Result | None:
         if v.signer.name not in run.rule.signers:
             run.warnings.append(
                 f"signature by '{v.signer.name}' is valid "
-                f"but that signer is not required for {run.facts.ref.name}"
+                "but that signer is not required for this image"
             )
     if run.allowed or run.found.valid:
         run.warnings.extend(run.found.problems)
@@ -194,7 +194,7 @@ def _signatures(run: _Run) -> Result | None:
         )
     return run.result(
         Status.UNKNOWN,
-        f"no signature found for {run.facts.digest[:19]}…; sign it with `sealgate sign`",
+        "no signature found; sign it with `sealgate sign`",
     )
 
 
@@ -250,7 +250,7 @@ def decide(facts: Facts, policy: Policy, rule: Rule, now: datetime) -> Result:
     """The one status for these facts under this rule."""
     run = _Run(facts, policy, rule, now)
     if rule.pinned is Pinned.WARN and not facts.ref.pinned:
-        run.warnings.append(f"{facts.ref} is not pinned by digest")
+        run.warnings.append("not pinned by digest; run `sealgate pin` to pin it")
     return (
         _drift(run)
         or _revocation(run)

@@ -21,10 +21,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gate import sources
-from gate.errors import NotFoundError, SealgateError
+from gate.errors import SealgateError
 from gate.policy import Policy, Rule
 from gate.provenance import AttestationCheck
 from gate.refs import Reference, Source, SourceKind
@@ -219,7 +220,7 @@ class _Job:
             return _error(
                 subject.image,
                 subject.digest,
-                f"cannot read signatures for {subject.image}: {evidence}",
+                f"cannot read signatures: {evidence}",
             )
         facts = Facts(
             _name_ref(subject),
@@ -284,17 +285,24 @@ def _image(source: Source) -> str:
 
 
 def _message(error: BaseException) -> str:
+    """The sentence for the row, which names the image already."""
     if isinstance(error, SealgateError):
-        return error.message
+        return error.brief
     log.debug("unexpected error", exc_info=error)
     return f"unexpected {type(error).__name__} while reading it (malformed data?)"
 
 
 def _unreadable(source: Source, error: BaseException) -> str:
-    if isinstance(error, NotFoundError) and source.reference is not None:
-        ref = source.reference
-        return f"{ref} was not found in {ref.registry}: {error.message}"
-    return _message(error)
+    """Why the image could not be opened; a local source's path is the row's image already."""
+    message = _message(error)
+    if source.path and source.kind in _LOCAL_WHAT:
+        root = source.path if Path(source.path).exists() else source.path.rpartition(":")[0]
+        for path in dict.fromkeys(p for p in (source.path, root) if p):
+            message = message.replace(path, _LOCAL_WHAT[source.kind])
+    return message
+
+
+_LOCAL_WHAT = {SourceKind.OCI: "the layout", SourceKind.DOCKER_ARCHIVE: "the archive"}
 
 
 def _error(image: str, digest: str | None, reason: str) -> Result:

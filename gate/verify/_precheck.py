@@ -44,10 +44,12 @@ def precheck(
     for repository in [n.name for n in names] or [""]:
         rule = policy.rule_for_name(repository)
         if rule is None:
-            what = repository or "an image with no repository name"
+            # one name is the row's own image; of several, say which one no rule covers
+            what = "this image's repository" if len(names) == 1 else repository
+            what = what or "an image with no repository name"
             return fail(f"no rule in {policy.source} matches {what} and the default is deny")
         if rule not in rules:
             rules.append(rule)
     if not pinned and any(rule.pinned is Pinned.REQUIRED for rule in rules):
-        return fail(f"{image} is not pinned by digest; run `sealgate pin` to pin it", None)
+        return fail("not pinned by digest; run `sealgate pin` to pin it", None)
     return tuple(rules), None

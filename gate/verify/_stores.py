@@ -86,7 +86,7 @@ class RegistryStore(SignatureStore):
     def signature_tag(self, repo: Repository, digest: str) -> Evidence:
         """cosign's ``sha256-<hex>.sig``: signature layers, and revocations as DSSE layers."""
         tag = signatures.attachment_tag(digest, "sig")
-        origin = f"{repo}:{tag}"
+        origin = _tag_origin(tag)
         claims: list[Claim] = []
         revocations: list[Claim] = []
         for layer, blob in self._fetch_layers(repo, tag):
@@ -114,7 +114,7 @@ class RegistryStore(SignatureStore):
                 except SealgateError as e:
                     claims.append(Claim(origin, ClaimKind.SIMPLE_SIGNING, problem=e.message))
         return Evidence(
-            signatures=tuple(claims), revocations=tuple(revocations), looked_in=(origin,)
+            signatures=tuple(claims), revocations=tuple(revocations), looked_in=(f"{repo}:{tag}",)
         )
 
     def referrers(self, repo: Repository, digest: str, *, attestations: bool = False) -> Evidence:
@@ -196,7 +196,7 @@ class RegistryStore(SignatureStore):
             if isinstance(blob, Claim):
                 found.append(blob)
             elif layer is not None and layer.media_type == signatures.DSSE_MEDIA_TYPE:
-                found.append(dsse_claim(f"{repo}:{tag}", blob))
+                found.append(dsse_claim(_tag_origin(tag), blob))
         return Evidence(attestations=tuple(found), looked_in=(f"{repo}:{tag}",))
 
     # --- helpers ----------------------------------------------------------------------------
@@ -205,7 +205,7 @@ class RegistryStore(SignatureStore):
         self, repo: Repository, tag: str
     ) -> Iterable[tuple[SignatureLayer | None, bytes | Claim]]:
         """Yield each layer with its verified blob, or a problem claim when the data is bad."""
-        origin = f"{repo}:{tag}"
+        origin = _tag_origin(tag)
         manifest = self.client.find_manifest(repo, tag)
         if manifest is None:
             return
@@ -298,6 +298,12 @@ def _annotation_bytes(layer: SignatureLayer, name: str) -> bytes | None:
     """One of cosign's keyless or transparency-log annotations of a ``.sig`` layer."""
     value = layer.annotations.get(name)
     return value.encode() if value else None
+
+
+def _tag_origin(tag: str) -> str:
+    """Where a claim came from, as its result row puts it: the row names the image (whose
+    repository and digest the tag repeats), so "the .sig tag" says which of its places."""
+    return f"the .{tag.rpartition('.')[2]} tag"
 
 
 def _bundle_claim(origin: str, blob: bytes) -> Claim:

@@ -51,7 +51,8 @@ class Subject:
     """Other digests provably of the same image (its config digest, other manifest digests)."""
     platforms: tuple[Platform, ...] = ()
     size: int | None = None
-    """Config plus layers, in bytes (None for an index, or when unknown)."""
+    """Config plus layers, in bytes, as the manifest of ``digest`` lists them (the
+    registry's manifest for an engine image); None for an index, or with no manifest."""
     tag_digest: str | None = None
     """What the tag points at now, for a reference pinned by both tag and digest."""
     reference: Reference | None = None
@@ -166,27 +167,35 @@ def local_subject(image: LocalImage) -> Subject:
     )
 
 
-def running_platforms(image: LocalImage, client: RegistryClient) -> tuple[Platform, ...]:
-    """For an engine image pulled by an index digest: the platform manifest it runs.
+def from_registry(
+    image: LocalImage, client: RegistryClient
+) -> tuple[tuple[Platform, ...], int | None]:
+    """For an engine image with repo digests: the platform it runs, and its registry size.
 
-    The engine records the index digest it pulled by; the platform it chose is the
-    one whose config is the image's. Its own signatures and revocations count, as
-    they do when the index is verified from the registry.
+    The engine keeps layers uncompressed and knows no manifest sizes, so the
+    size comes from the registry manifest whose config is the image's: for an
+    image pulled by an index digest, the platform the engine chose (whose own
+    signatures and revocations count, as when the index is verified from the
+    registry); for an image manifest, that manifest.
     """
     found: list[Platform] = []
+    size: int | None = None
     for ref in image.repo_digests:
         if ref.digest is None:
             continue
         manifest = client.get_manifest(ref.repository, ref.digest)
-        _, _, platforms = _manifest_facts(manifest, ref.repository)
+        config, own_size, platforms = _manifest_facts(manifest, ref.repository)
+        if config is not None and config == image.image_id and size is None:
+            size = own_size
         for platform in platforms:
             child = client.get_manifest(ref.repository, platform.digest)
-            config, _, _ = _manifest_facts(child, ref.repository)
+            config, child_size, _ = _manifest_facts(child, ref.repository)
             if config == image.image_id:
                 places = ((ref.repository, platform.digest), (None, platform.digest))
                 found.append(Platform(platform.digest, platform.label, places))
+                size = child_size if size is None else size
                 break
-    return tuple(found)
+    return tuple(found), size
 
 
 SubjectReader = Callable[[Source], Subject]
@@ -209,9 +218,8 @@ def reader_table(
         image = open_local(source)
         subject = local_subject(image)
         if source.kind is SourceKind.DOCKER and client is not None and image.image_id:
-            running = running_platforms(image, client)
-            if running:
-                subject = replace(subject, platforms=subject.platforms + running)
+            running, size = from_registry(image, client)
+            subject = replace(subject, platforms=subject.platforms + running, size=size)
         return subject
 
     return {

@@ -51,7 +51,7 @@ def image_verifier(
         try:
             return verifier.run([Target(source)])[0]
         except SealgateError as e:
-            return Result(image, None, Status.ERROR, e.message)
+            return Result(image, None, Status.ERROR, e.brief)
 
     return verify
 

@@ -94,8 +94,14 @@ def build_wheels(dest: Path) -> Path:
     return dest
 
 
+_BUILT: set[str] = set()
+"""Tags built by this process: test modules that each ask for the image share one build."""
+
+
 def build_action_image(tag: str = ACTION_TAG, base: str | None = None) -> str:
-    """Build the action image from the repository's Dockerfile, offline."""
+    """Build the action image from the repository's Dockerfile, offline (once per process)."""
+    if tag in _BUILT and _image_exists(tag):
+        return tag
     base = base or ensure_base()
     wheels = ROOT / "dist" / "wheels"
     build_wheels(wheels)
@@ -126,6 +132,7 @@ def build_action_image(tag: str = ACTION_TAG, base: str | None = None) -> str:
             check=False,
             stdout=subprocess.DEVNULL,
         )
+    _BUILT.add(tag)
     return tag
 
 

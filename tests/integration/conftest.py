@@ -488,10 +488,11 @@ def push_image(docker_client: Any, tmp_path: Path) -> Iterator[Callable[..., Ref
             lines += ["COPY busybox /bin/busybox", 'CMD ["/bin/busybox", "sleep", "3600"]']
         (context / "Dockerfile").write_text("\n".join(lines) + "\n")
         name = f"{server.host}/{repo}"
-        docker_client.images.build(
+        built, _ = docker_client.images.build(
             path=str(context), tag=f"{name}:{tag}", network_mode="none", rm=True, forcerm=True
         )
-        created.append(f"{name}:{tag}")
+        # by ID: a later push of the same tag leaves this one untagged, not gone
+        created.append(built.id)
         auth = None
         if server.username is not None:
             auth = {"username": server.username, "password": server.password}

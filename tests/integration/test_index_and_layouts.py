@@ -86,6 +86,9 @@ def test_oci_layout_digest_matches_the_registry_after_skopeo_copy(
     capsys.readouterr()
     code, result = verify(capsys, f"oci:{layout}:1.0", keypair[1])
     assert result["digest"] == ref.digest
+    # one size for one image: the layout's config plus layers, as the registry lists them
+    from_registry = verify(capsys, str(ref), keypair[1])[1]["size"]
+    assert result["size"] == from_registry and from_registry > 0
     # no registry signature is consulted for a layout (it has no repository); the ledger has none
     assert (code, result["status"]) == (1, "UNKNOWN")
     assert main(["sign", f"oci:{layout}:1.0", "--key", keypair[0]]) == 0
@@ -138,3 +141,24 @@ def test_platforms_each_needs_every_platform_signed(
     assert main(["sign", str(index), "--key", keypair[0], "--recursive"]) == 0
     capsys.readouterr()
     assert main(["verify", str(index), "--policy", str(policy), "-o", "json"]) == 0
+
+
+def test_an_engine_image_pulled_by_index_has_its_platform_size(
+    registry: RegistryServer,
+    keypair: tuple[str, str],
+    docker_client: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docker:// of an image pulled by an index digest: the size is the platform the engine
+    chose (config plus layers, as the registry lists them), the same as verifying it there."""
+    index, children = push_random_index(registry, "sealgate/pulled-index", "1.0")
+    pulled = f"{index.name}@{index.digest}"
+    docker_client.images.pull(pulled)
+    try:
+        local = verify(capsys, f"docker://{pulled}", keypair[1])[1]
+        amd64 = next(c for c in children if c.digest in {p["digest"] for p in local["platforms"]})
+        remote = verify(capsys, f"{amd64.name}@{amd64.digest}", keypair[1])[1]
+        assert local["size"] == remote["size"] and remote["size"] > 0
+        assert verify(capsys, str(index), keypair[1])[1]["size"] is None  # an index has none
+    finally:
+        docker_client.images.remove(pulled, force=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,15 @@ def verify(capsys: pytest.CaptureFixture[str], image: str, pub: str) -> tuple[in
     return code, json.loads(out)[0]
 
 
+def archive_size(path: Path) -> int:
+    """Config plus layer files, as a `docker save` tarball stores them (read with tarfile)."""
+    with tarfile.open(path) as archive:
+        handle = archive.extractfile("manifest.json")
+        assert handle is not None
+        entry = json.loads(handle.read())[0]
+        return sum(archive.getmember(n).size for n in [entry["Config"], *entry["Layers"]])
+
+
 def test_sign_local_then_verify_via_engine_archive_and_registry(
     ledger_env: Path,
     keypair: tuple[str, str],
@@ -79,7 +89,8 @@ def test_sign_local_then_verify_via_engine_archive_and_registry(
     assert code == 0, err
     code, result = verify(capsys, f"docker://{local_image}", public)
     assert (code, result["status"], result["digest"]) == (0, "TRUSTED", image_id)
-    assert result["image_id"] == image_id and result["size"] is not None
+    # never pushed: the engine holds no manifest, so no size (its own Size is the unpacked tree)
+    assert result["image_id"] == image_id and result["size"] is None
 
     archive = tmp_path / "image.tar"
     with archive.open("wb") as out_file:
@@ -87,6 +98,8 @@ def test_sign_local_then_verify_via_engine_archive_and_registry(
             out_file.write(chunk)
     code, result = verify(capsys, f"docker-archive:{archive}", public)
     assert (code, result["status"], result["digest"]) == (0, "TRUSTED", image_id)
+    # the archive's own blobs: its config plus the (uncompressed) layer files docker save wrote
+    assert result["size"] == archive_size(archive)
 
     # push: the engine learns a repo digest; sign --push also signs it in the registry
     remote = f"{registry.host}/sealgate/local-pushed"
@@ -109,10 +122,19 @@ def test_sign_local_then_verify_via_engine_archive_and_registry(
         code, result = verify(capsys, repo_digest, public)
         assert (code, result["status"]) == (0, "TRUSTED"), result["reason"]
         assert result["digest"] == repo_digest.split("@")[1]
+        manifest = json.loads(
+            registry.client()
+            .get_manifest(registry.repository("sealgate/local-pushed"), repo_digest.split("@")[1])
+            .data
+        )
+        pushed_size = manifest["config"]["size"] + sum(x["size"] for x in manifest["layers"])
+        assert result["size"] == pushed_size
         code, result = verify(capsys, f"docker://{remote}:1.0", public)
         # once the engine knows a manifest digest, docker:// reports it, as the registry does
         assert result["digest"] == repo_digest.split("@")[1] and result["image_id"] == image_id
         assert repo_digest in result["repo_digests"]
+        # and the same size: config plus the compressed layers the registry holds
+        assert result["size"] == pushed_size
     finally:
         docker_client.images.remove(f"{remote}:1.0", force=True)
 

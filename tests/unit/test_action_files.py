@@ -119,3 +119,32 @@ def test_gitlab_keyless_template_mints_a_sigstore_token() -> None:
     assert gate["extends"] == ".sealgate-gate" and gate["id_tokens"] == job["id_tokens"]
     assert _env.read({**gate["variables"], "SEALGATE_COMMAND": "gate", "SEALGATE_MANIFESTS": "m",
                       "SEALGATE_POLICY": "p"}).keyless_vsa  # fmt: skip
+
+
+def test_release_workflow_signs_keylessly_with_least_privilege() -> None:
+    """The release: id-token only where the action signs, tags only where action.yml is pinned."""
+    workflow = _load(".github/workflows/release.yml")
+    assert workflow["permissions"] == {}
+    jobs = workflow["jobs"]
+    assert list(jobs) == ["image", "sign", "publish"]
+    assert jobs["image"]["permissions"] == {"contents": "read", "packages": "write"}
+    assert jobs["sign"]["permissions"] == {
+        "contents": "read",
+        "id-token": "write",
+        "packages": "write",
+    }
+    assert jobs["publish"]["permissions"] == {"contents": "write"}
+    sign, verify = [s for s in jobs["sign"]["steps"] if s.get("uses") == "./"]
+    assert sign["with"]["command"] == "sign" and "key" not in sign["with"]
+    assert sign["with"]["provenance"] == "true"
+    assert verify["with"]["command"] == "verify" and verify["with"]["attestations"]
+    # The multi-platform tools are skipped for a build of the runner's own platform only
+    # (the offline test relies on it); every other remote action is actions/checkout.
+    steps = [s for job in jobs.values() for s in job["steps"]]
+    remote = [s for s in steps if s.get("uses") and not s["uses"].startswith("./")]
+    assert {s["uses"] for s in remote if "if" in s} == {
+        "docker/setup-qemu-action@v3",
+        "docker/setup-buildx-action@v3",
+    }
+    assert {s["uses"] for s in remote if "if" not in s} == {"actions/checkout@v4"}
+    assert "  image: Dockerfile\n" in (ROOT / "action.yml").read_text()  # what publish replaces

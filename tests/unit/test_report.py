@@ -229,7 +229,8 @@ def test_text_single_result_is_a_vcn_style_block() -> None:
     assert fields["Asset"] == "docker://busybox:latest"
     assert fields["Hash"] == D1
     assert fields["Key"] == KEY and fields["Name"] == "ci"
-    assert fields["Size"] == "4.3 MB" and fields["Level"] == "1" and fields["Status"] == "TRUSTED"
+    assert fields["Size"] == "4.3 MB (config + layers)"
+    assert fields["Level"] == "1" and fields["Status"] == "TRUSTED"
     assert f"image_id:     {D2}" in out
     assert "repo_digests: busybox@" + D1 in out
     assert out.rstrip().endswith("\n1 of 1 image trusted")  # no colour, so no emoji

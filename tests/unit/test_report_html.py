@@ -108,7 +108,7 @@ def test_rows_are_failing_first_with_every_source_and_the_counts() -> None:
     boxes = [a["value"] for t, a in page.tags if t == "input" and a.get("name") == "status"]
     assert boxes == statuses
     assert "5 of 5 shown" in text and "does not fail the run" in text
-    assert "1.2 kB" in text and "Size (total)" in text
+    assert "1.2 kB" in text and "Size (config + layers)" in text
 
 
 def test_fail_on_never_and_empty_runs() -> None:
