@@ -1,9 +1,11 @@
-"""HTTPS for the API server: the standard library's threading HTTP server behind ``ssl``.
+"""HTTPS for the API server: a thread per connection, ``ssl``, and the strict HTTP/1.1 of ``_http``.
 
-No web framework: the webhook answers five paths, and ``http.server`` with
-``ssl`` is maintained with Python itself, handles keep-alive (the API server
-reuses connections) and adds nothing to the image. Each connection's TLS
-handshake runs in its own thread, so a slow client cannot stall accepting.
+No web framework: the webhook answers five paths to one client (the API
+server), over kept-alive connections. ``http.server`` was used at first; its
+``email``-based header parsing and two TLS records per answer were half the
+CPU of a warm admission, so ``_http`` reads only what the API server sends and
+refuses the rest. Each connection's TLS handshake runs in its own thread (at
+most ``MAX_CONNECTIONS``), so a slow client cannot stall accepting.
 The certificate and key are read again when either file changes, as
 cert-manager rotates them, without dropping a request.
 """
@@ -15,24 +17,29 @@ import json
 import logging
 import os
 import socket
+import socketserver
 import ssl
 import threading
 import time
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from cryptography import x509
 
 from gate.admission._admit import Admitter, Mode
+from gate.admission._http import Connection, HTTPError, HTTPRequest
 from gate.admission._metrics import AdmissionMetrics
 from gate.admission._review import MAX_BODY, ReviewError, parse, response
 from gate.errors import UsageError
 from gate.notify._prometheus import parse_addr
 
 log = logging.getLogger(__name__)
-IDLE_TIMEOUT = 60.0
-"""Seconds a kept-alive connection may sit idle; the API server reconnects when it needs to."""
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds a new connection has to complete its TLS handshake."""
+MAX_CONNECTIONS = 512
+"""Open connections at once (a thread each); the API server keeps a few per replica."""
+_TEXT = "text/plain; charset=utf-8"
+_JSON = "application/json"
 
 
 class TLSFiles:
@@ -90,16 +97,42 @@ class TLSFiles:
             return self._context
 
 
-class _Server(ThreadingHTTPServer):
+class _Server(socketserver.ThreadingTCPServer):
+    """One thread per connection: its TLS handshake, then its requests in order."""
+
     daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
     tls: TLSFiles
     app: AdmissionServer
 
+    def __init__(self, address: tuple[str, int]) -> None:
+        super().__init__(address, socketserver.BaseRequestHandler)
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Refuse connections beyond MAX_CONNECTIONS at once: each holds a thread."""
+        if not self._slots.acquire(blocking=False):
+            log.warning("refused a connection from %s: %d open", client_address[0],
+                        MAX_CONNECTIONS)  # fmt: skip
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
     def finish_request(self, request: Any, client_address: Any) -> None:
         """TLS-wrap and handshake in the connection's own thread, then serve HTTP on it."""
-        request.settimeout(IDLE_TIMEOUT)
-        # Headers and body go out as separate TLS records; without NODELAY the second waits
-        # for the client's delayed ACK (~40 ms on Linux), which would dwarf a cached answer.
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        # A response is one write, but a client's small writes should not wait on Nagle either.
         request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             wrapped = self.tls.context().wrap_socket(request, server_side=True)
@@ -107,7 +140,7 @@ class _Server(ThreadingHTTPServer):
             log.info("TLS handshake with %s failed: %s", client_address[0], e)
             return
         try:
-            super().finish_request(wrapped, client_address)
+            self.app.serve_connection(Connection(wrapped, max_body=MAX_BODY), client_address[0])
         finally:
             with contextlib.suppress(OSError):
                 wrapped.close()
@@ -115,49 +148,6 @@ class _Server(ThreadingHTTPServer):
 
 class _Server6(_Server):
     address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: the API server reuses its connections
-    server: _Server
-    server_version = "sealgate-admission"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
-
-    def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        app = self.server.app
-        if path == "/healthz":
-            self._send(200, b"ok\n", "text/plain")
-        elif path == "/readyz":
-            ready, why = app.ready()
-            self._send(200 if ready else 503, (why + "\n").encode(), "text/plain")
-        elif path == "/metrics":
-            self._send(200, app.metrics.exposition(), "text/plain; version=0.0.4")
-        else:
-            self._send(404, b"not found\n", "text/plain")
-
-    def do_POST(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path not in ("/validate", "/mutate"):
-            self._send(404, b"not found: use /validate or /mutate\n", "text/plain")
-            return
-        length = self.headers.get("Content-Length", "")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            self.close_connection = True
-            self._send(413 if length.isdigit() else 411, b"a JSON body of at most 3 MiB\n")
-            return
-        body = self.rfile.read(int(length))
-        code, answer = self.server.app.answer(path[1:], body)
-        self._send(code, answer)
 
 
 class AdmissionServer:
@@ -170,7 +160,7 @@ class AdmissionServer:
         host, port = parse_addr(addr)
         server = _Server6 if ":" in host else _Server
         try:
-            self._http = server((host, port), _Handler)
+            self._http = server((host, port))
         except OSError as e:
             raise UsageError(f"cannot listen on {addr}: {e.strerror or e}") from None
         self._http.tls, self._http.app = tls, self
@@ -212,6 +202,49 @@ class AdmissionServer:
         if datetime.now(UTC) >= self.tls.expires:
             return False, f"the TLS certificate expired at {self.tls.expires.isoformat()}"
         return True, "ready"
+
+    def serve_connection(self, connection: Connection, peer: str) -> None:
+        """Answer requests on one connection until either side closes it or a request is refused."""
+        while True:
+            try:
+                request = connection.next_request()
+            except HTTPError as e:
+                log.info("refused a request from %s: %d %s", peer, e.status, e.message)
+                with contextlib.suppress(OSError):
+                    connection.send(e.status, (e.message + "\n").encode(), _TEXT, close=True)
+                return
+            except OSError as e:  # reset, TLS alert, a client that stopped mid-write
+                log.debug("connection from %s ended: %s", peer, e)
+                return
+            if request is None:
+                return
+            status, body, content_type = self.route(request)
+            try:
+                connection.send(status, body, content_type, close=not request.keep_alive)
+            except OSError as e:
+                log.debug("answering %s failed: %s", peer, e)
+                return
+            if not request.keep_alive:
+                return
+
+    def route(self, request: HTTPRequest) -> tuple[int, bytes, str]:
+        """Status, body and content type for one request (every path the webhook serves)."""
+        method, path = request.method, request.path
+        if method == "POST":
+            if path not in ("/validate", "/mutate"):
+                return 404, b"not found: use /validate or /mutate\n", _TEXT
+            status, body = self.answer(path[1:], request.body)
+            return status, body, _JSON
+        if method == "GET":
+            if path == "/healthz":
+                return 200, b"ok\n", _TEXT
+            if path == "/readyz":
+                ready, why = self.ready()
+                return (200 if ready else 503), (why + "\n").encode(), _TEXT
+            if path == "/metrics":
+                return 200, self.metrics.exposition(), "text/plain; version=0.0.4"
+            return 404, b"not found\n", _TEXT
+        return 405, f"{method} is not served: POST /validate or /mutate\n".encode(), _TEXT
 
     def answer(self, endpoint: str, body: bytes) -> tuple[int, bytes]:
         """HTTP status and body for one POST; every failure past parsing still answers the uid."""
