@@ -77,6 +77,13 @@ class Connection:
         self.sock = sock
         self.max_body = max_body
         self._buffer = bytearray()
+        self._timeout: float | None = None
+        """What the socket's timeout is set to: setting it is two fcntl calls, so only on change."""
+
+    def _set_timeout(self, seconds: float) -> None:
+        if seconds != self._timeout:
+            self.sock.settimeout(seconds)
+            self._timeout = seconds
 
     def next_request(self) -> HTTPRequest | None:
         """The next request; None when the client closed or went idle between requests.
@@ -136,12 +143,12 @@ class Connection:
     def _receive(self, deadline: float | None) -> bool:
         """Read more into the buffer; False when the client closed its side."""
         if deadline is None:
-            self.sock.settimeout(IDLE_TIMEOUT)
+            self._set_timeout(IDLE_TIMEOUT)
         else:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise _slow()
-            self.sock.settimeout(left)
+            self._set_timeout(left)
         try:
             data = self.sock.recv(_READ)
         except TimeoutError:
@@ -158,7 +165,9 @@ class Connection:
             f"Server: sealgate-admission\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
         )
-        self.sock.settimeout(REQUEST_TIMEOUT)  # a client that stops reading is let go
+        # A client that stops reading is let go after IDLE_TIMEOUT (the timeout kept from the
+        # read before, or less): one send of a small answer normally never waits at all.
+        self._set_timeout(min(self._timeout or IDLE_TIMEOUT, IDLE_TIMEOUT))
         self.sock.sendall(head.encode("ascii") + body)
 
 
