@@ -135,6 +135,18 @@ class Admitter:
 
     def review(self, request: Request, *, mutating: bool = False) -> Verdict:
         """The verdict for ``request``; ``mutating`` is /mutate with ``--mutate`` on."""
+        verdict = self._review(request, mutating, cached_only=False)
+        assert verdict is not None  # only a cached-only review gives up
+        return verdict
+
+    def review_cached(self, request: Request, *, mutating: bool = False) -> Verdict | None:
+        """The verdict if every image's verdict is cached; else None, without waiting.
+
+        Nothing is started: the caller asks ``review`` next, where it may wait.
+        """
+        return self._review(request, mutating, cached_only=True)
+
+    def _review(self, request: Request, mutating: bool, *, cached_only: bool) -> Verdict | None:
         pol = self.policies.current()
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Verdict(True, "skipped")
@@ -145,7 +157,9 @@ class Admitter:
         except ManifestError as e:
             return self._fail(request, [e.message], [])
         fresh = self.freshness()
-        lookup = self._verify(pol, found, relax=mutating, fresh=fresh)
+        lookup = self._verify(pol, found, relax=mutating, fresh=fresh, cached_only=cached_only)
+        if lookup is None:
+            return None
         problems: list[str] = []
         warnings: list[str] = []
         patch: list[Mapping[str, Any]] = []
@@ -213,9 +227,17 @@ class Admitter:
         return Verdict(False, "denied", message=message, warnings=tuple(warnings))
 
     def _verify(
-        self, pol: Policy, found: Sequence[tuple[Finding, Pointer]], *, relax: bool, fresh: Hashable
-    ) -> Lookup[Key]:
+        self,
+        pol: Policy,
+        found: Sequence[tuple[Finding, Pointer]],
+        *,
+        relax: bool,
+        fresh: Hashable,
+        cached_only: bool = False,
+    ) -> Lookup[Key] | None:
         keys = [_key(pol, f, relax, fresh) for f, _ in found if f.reference is not None]
+        if cached_only:
+            return self.cache.cached(keys)
         effective = relaxed(pol) if relax else pol
 
         def verify(todo: list[Key]) -> dict[Key, Result]:

@@ -1,10 +1,11 @@
-"""HTTP/1.1 for the webhook: strict, keep-alive, one connection per thread, nothing more.
+"""HTTP/1.1 for the webhook, without I/O: strict, keep-alive, pipelining, nothing more.
 
 ``http.server`` parses every header block with the ``email`` package and
 writes headers and body as two TLS records; on a warm admission that was
 half the webhook's CPU. The API server sends small requests with a
 ``Content-Length`` over kept-alive connections, so this reads exactly that
-and refuses everything else with a status and one sentence, then closes:
+and refuses everything else with a status and one sentence (the server then
+closes the connection):
 
 * a request head over ``MAX_HEAD`` bytes or ``MAX_HEADERS`` lines (431),
   folded or malformed header lines, a bad request line (400), HTTP other
@@ -13,7 +14,8 @@ and refuses everything else with a status and one sentence, then closes:
   are smuggled), a missing, repeated or non-numeric ``Content-Length`` on a
   body (411/400), a body over the limit (413, not read);
 * a client that takes longer than ``REQUEST_TIMEOUT`` to send one whole
-  request once it has started (408), or sits idle for ``IDLE_TIMEOUT``.
+  request once it has started (408, enforced by the server with ``started``),
+  or sits idle for ``IDLE_TIMEOUT``.
 
 Pipelined requests are answered in order; ``Expect: 100-continue`` is honoured.
 """
@@ -21,8 +23,6 @@ Pipelined requests are answered in order; ``Expect: 100-continue`` is honoured.
 from __future__ import annotations
 
 import re
-import socket
-import time
 from dataclasses import dataclass
 
 MAX_HEAD = 16 * 1024
@@ -31,8 +31,7 @@ MAX_HEADERS = 64
 IDLE_TIMEOUT = 60.0
 """Seconds a kept-alive connection may sit idle; the API server reconnects when it needs to."""
 REQUEST_TIMEOUT = 10.0
-"""Seconds from a request's first byte to its last: a slow client cannot hold a thread longer."""
-_READ = 65536
+"""Seconds from a request's first byte to its last: how long a slow client may hold on."""
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _REASONS = {
     100: "Continue",
@@ -44,6 +43,7 @@ _REASONS = {
     411: "Length Required",
     413: "Content Too Large",
     431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
     501: "Not Implemented",
     503: "Service Unavailable",
     505: "HTTP Version Not Supported",
@@ -70,60 +70,58 @@ class HTTPRequest:
     keep_alive: bool
 
 
-class Connection:
-    """Requests read from, and responses written to, one blocking (TLS) socket."""
+class RequestReader:
+    """Bytes in, requests out, for one connection: the framing and the refusals, no I/O.
 
-    def __init__(self, sock: socket.socket, *, max_body: int) -> None:
-        self.sock = sock
+    ``feed`` what arrives, then call ``next`` until it returns None (more is
+    needed); it raises HTTPError for a request that must be refused.
+    """
+
+    def __init__(self, *, max_body: int) -> None:
         self.max_body = max_body
+        self.continue_needed = False
+        """Set when a request asked for ``100 Continue`` and its body has not all arrived."""
         self._buffer = bytearray()
-        self._timeout: float | None = None
-        """What the socket's timeout is set to: setting it is two fcntl calls, so only on change."""
+        self._head: tuple[str, str, str, dict[str, str], int] | None = None
 
-    def _set_timeout(self, seconds: float) -> None:
-        if seconds != self._timeout:
-            self.sock.settimeout(seconds)
-            self._timeout = seconds
+    @property
+    def started(self) -> bool:
+        """Part of a request is here: the request deadline runs, not the idle timeout."""
+        return self._head is not None or bool(self._buffer.strip(b"\r\n"))
 
-    def next_request(self) -> HTTPRequest | None:
-        """The next request; None when the client closed or went idle between requests.
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
 
-        Raises HTTPError for a request that must be refused (then close), and
-        OSError (e.g. TimeoutError) when the socket fails.
-        """
-        deadline: float | None = None
-        searched = 0
-        while True:
-            end = self._buffer.find(b"\r\n\r\n", searched)
-            if end >= 0:
-                break
-            if len(self._buffer) > MAX_HEAD:
-                raise HTTPError(431, f"the request head is larger than {MAX_HEAD} bytes")
-            searched = max(0, len(self._buffer) - 3)
-            if deadline is None and self._buffer.strip():
-                deadline = time.monotonic() + REQUEST_TIMEOUT
-            if not self._receive(deadline):
-                if self._buffer.strip():
-                    raise HTTPError(400, "the connection closed in the middle of a request")
+    def next(self) -> HTTPRequest | None:
+        """The next whole request, or None until more bytes arrive."""
+        if self._head is None:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0 and len(self._buffer) <= MAX_HEAD:
                 return None
-        if end > MAX_HEAD:
-            raise HTTPError(431, f"the request head is larger than {MAX_HEAD} bytes")
-        if deadline is None:
-            deadline = time.monotonic() + REQUEST_TIMEOUT
-        head = bytes(self._buffer[:end])
-        del self._buffer[: end + 4]
-        method, path, version, headers = _parse_head(head.lstrip(b"\r\n"))
-        length = self._length(method, headers)
-        if length and headers.get("expect", "").lower() == "100-continue":
-            self.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while len(self._buffer) < length:
-            if not self._receive(deadline):
-                raise HTTPError(400, "the connection closed before the whole body arrived")
+            if end < 0 or end > MAX_HEAD:
+                raise HTTPError(431, f"the request head is larger than {MAX_HEAD} bytes")
+            head = bytes(self._buffer[:end]).lstrip(b"\r\n")
+            del self._buffer[: end + 4]
+            method, path, version, headers = _parse_head(head)
+            length = self._length(method, headers)
+            self._head = (method, path, version, headers, length)
+            if len(self._buffer) < length and headers.get("expect", "").lower() == "100-continue":
+                self.continue_needed = True
+        method, path, version, headers, length = self._head
+        if len(self._buffer) < length:
+            return None
         body = bytes(self._buffer[:length])
         del self._buffer[:length]
+        self._head = None
+        self.continue_needed = False
         connection = headers.get("connection", "").lower()
         keep = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
         return HTTPRequest(method, path, headers, body, keep)
+
+    def eof(self) -> None:
+        """The client closed its side; HTTPError if that cut a request short."""
+        if self.started:
+            raise HTTPError(400, "the connection closed in the middle of a request")
 
     def _length(self, method: str, headers: dict[str, str]) -> int:
         if "transfer-encoding" in headers:
@@ -140,38 +138,22 @@ class Connection:
             raise HTTPError(413, f"the body is larger than {self.max_body} bytes")
         return length
 
-    def _receive(self, deadline: float | None) -> bool:
-        """Read more into the buffer; False when the client closed its side."""
-        if deadline is None:
-            self._set_timeout(IDLE_TIMEOUT)
-        else:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _slow()
-            self._set_timeout(left)
-        try:
-            data = self.sock.recv(_READ)
-        except TimeoutError:
-            if deadline is None:
-                return False  # idle between requests: close quietly
-            raise _slow() from None
-        self._buffer += data
-        return bool(data)
 
-    def send(self, status: int, body: bytes, content_type: str, *, close: bool) -> None:
-        """One response in one write (one TLS record, one TCP segment for small answers)."""
-        head = (
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
-            f"Server: sealgate-admission\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
-        )
-        # A client that stops reading is let go after IDLE_TIMEOUT (the timeout kept from the
-        # read before, or less): one send of a small answer normally never waits at all.
-        self._set_timeout(min(self._timeout or IDLE_TIMEOUT, IDLE_TIMEOUT))
-        self.sock.sendall(head.encode("ascii") + body)
+def response(status: int, body: bytes, content_type: str, *, close: bool) -> bytes:
+    """One whole response, to go out in one write (one TLS record for small answers)."""
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\n"
+        f"Server: sealgate-admission\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n" + ("Connection: close\r\n" if close else "") + "\r\n"
+    )
+    return head.encode("ascii") + body
 
 
-def _slow() -> HTTPError:
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def timed_out() -> HTTPError:
+    """The refusal of a request that did not arrive within ``REQUEST_TIMEOUT``."""
     return HTTPError(408, f"the request took longer than {REQUEST_TIMEOUT:g} s to arrive")
 
 

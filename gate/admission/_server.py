@@ -12,22 +12,23 @@ cert-manager rotates them, without dropping a request.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import functools
 import json
 import logging
 import os
 import socket
-import socketserver
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
 
+from gate.admission import _http
 from gate.admission._admit import Admitter, Mode
-from gate.admission._http import Connection, HTTPError, HTTPRequest
 from gate.admission._metrics import AdmissionMetrics
 from gate.admission._review import MAX_BODY, ReviewError, parse, response
 from gate.errors import UsageError
@@ -36,8 +37,10 @@ from gate.notify._prometheus import parse_addr
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a new connection has to complete its TLS handshake."""
-MAX_CONNECTIONS = 512
-"""Open connections at once (a thread each); the API server keeps a few per replica."""
+MAX_CONNECTIONS = 1024
+"""Open connections at once; the API server keeps a few per webhook replica."""
+WORKERS = 32
+"""Admissions waiting on a verification at once (each waits at most the cache's 8 s)."""
 _TEXT = "text/plain; charset=utf-8"
 _JSON = "application/json"
 
@@ -79,6 +82,20 @@ class TLSFiles:
             ) from None
         return context
 
+    def server_context(self) -> ssl.SSLContext:
+        """A context for a listener that serves the current pair to each new connection.
+
+        OpenSSL calls the servername callback on every ClientHello (with or
+        without SNI); swapping the connection's context there is how a
+        listening server picks up a rotated certificate without restarting.
+        """
+        base = self._load()
+        base.sni_callback = self._select
+        return base
+
+    def _select(self, connection: ssl.SSLObject, _name: str | None, _base: ssl.SSLContext) -> None:
+        connection.context = self.context()
+
     def context(self) -> ssl.SSLContext:
         """The current context; a pair that fails to load keeps the last good one (and logs)."""
         now = time.monotonic()
@@ -97,57 +114,170 @@ class TLSFiles:
             return self._context
 
 
-class _Server(socketserver.ThreadingTCPServer):
-    """One thread per connection: its TLS handshake, then its requests in order."""
+class _Protocol(asyncio.Protocol):
+    """One TLS connection: requests framed by ``_http``, answered in order, on the event loop.
 
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-    tls: TLSFiles
-    app: AdmissionServer
+    An admission whose every image verdict is cached is answered right here
+    (a fraction of a millisecond, no thread hand-off); one that needs a
+    verification goes to the worker pool, and the connection reads nothing
+    more until its answer is written, so pipelined answers stay in order.
+    """
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        super().__init__(address, socketserver.BaseRequestHandler)
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+    def __init__(self, app: AdmissionServer) -> None:
+        self.app = app
+        self.loop = app.loop
+        self.reader = _http.RequestReader(max_body=MAX_BODY)
+        self.transport: asyncio.Transport | None = None
+        self.peer = "?"
+        self.busy = False
+        """A verification for this connection's current request is running in the pool."""
+        self.blocked = False
+        """The client is not reading its answers (the write buffer is full)."""
+        self.deadline: float | None = None
+        self.due = 0.0
+        self.timer: asyncio.TimerHandle | None = None
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Refuse connections beyond MAX_CONNECTIONS at once: each holds a thread."""
-        if not self._slots.acquire(blocking=False):
-            log.warning("refused a connection from %s: %d open", client_address[0],
-                        MAX_CONNECTIONS)  # fmt: skip
-            self.shutdown_request(request)
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "?"
+        if len(self.app.connections) >= MAX_CONNECTIONS:
+            log.warning("refused a connection from %s: %d open", self.peer, MAX_CONNECTIONS)
+            transport.abort()
+            return
+        self.app.connections.add(self)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.app.connections.discard(self)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        self._serve()
+
+    def eof_received(self) -> bool | None:
+        if not self.busy:
+            try:
+                self.reader.eof()
+            except _http.HTTPError as e:
+                self._refuse(e)
+        return None  # close; TLS cannot half-close anyway
+
+    def pause_writing(self) -> None:
+        self.blocked = True
+        self._pause()
+
+    def resume_writing(self) -> None:
+        self.blocked = False
+        if not self.busy:
+            self._resume()
+
+    def _serve(self) -> None:
+        """Answer every whole request that has arrived, in order, until one must wait."""
+        transport = self.transport
+        assert transport is not None
+        while not (self.busy or self.blocked or transport.is_closing()):
+            try:
+                request = self.reader.next()
+            except _http.HTTPError as e:
+                self._refuse(e)
+                return
+            if request is None:
+                if self.reader.continue_needed:
+                    self.reader.continue_needed = False
+                    transport.write(_http.CONTINUE)
+                self._arm()
+                return
+            self.deadline = None
+            if request.method == "POST" and request.path in ("/validate", "/mutate"):
+                endpoint = request.path[1:]
+                answered = self.app.answer_cached(endpoint, request.body)
+                if answered is None:  # a verification is needed: off the loop
+                    self.busy = True
+                    self._pause()
+                    work = self.loop.run_in_executor(
+                        self.app.pool, self.app.answer, endpoint, request.body
+                    )
+                    work.add_done_callback(functools.partial(self._verified, request))
+                    return
+                status, body, content_type = answered[0], answered[1], _JSON
+            else:
+                status, body, content_type = self.app.route(request)
+            self._respond(request.keep_alive, status, body, content_type)
+
+    def _verified(
+        self, request: _http.HTTPRequest, done: asyncio.Future[tuple[int, bytes] | None]
+    ) -> None:
+        self.busy = False
+        if self.transport is None or self.transport.is_closing():
             return
         try:
-            super().process_request(request, client_address)
-        except Exception:
-            self._slots.release()
-            raise
+            answered = done.result()
+            assert answered is not None  # only cached_only answers may be None
+            status, body = answered
+        except Exception:  # answer() turns every failure into a verdict; this is a bug
+            log.exception("answering a request from %s failed", self.peer)
+            status, body = 500, b'{"error": "internal error"}'
+        self._respond(request.keep_alive, status, body, _JSON)
+        self._resume()
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+    def _respond(self, keep_alive: bool, status: int, body: bytes, content_type: str) -> None:
+        assert self.transport is not None
+        self.transport.write(_http.response(status, body, content_type, close=not keep_alive))
+        if not keep_alive:
+            self.transport.close()
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """TLS-wrap and handshake in the connection's own thread, then serve HTTP on it."""
-        request.settimeout(HANDSHAKE_TIMEOUT)
-        # A response is one write, but a client's small writes should not wait on Nagle either.
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            wrapped = self.tls.context().wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError) as e:
-            log.info("TLS handshake with %s failed: %s", client_address[0], e)
+    def _refuse(self, error: _http.HTTPError) -> None:
+        assert self.transport is not None
+        log.info("refused a request from %s: %d %s", self.peer, error.status, error.message)
+        answer = (error.message + "\n").encode()
+        self.transport.write(_http.response(error.status, answer, _TEXT, close=True))
+        self.transport.close()
+
+    def _pause(self) -> None:
+        assert self.transport is not None
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        assert self.transport is not None
+        if not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._serve()
+
+    def _arm(self) -> None:
+        """When this connection times out: the request's deadline, or idleness from now."""
+        now = self.loop.time()
+        if self.reader.started:
+            if self.deadline is None:
+                self.deadline = now + _http.REQUEST_TIMEOUT
+            self.due = self.deadline
+        else:
+            self.deadline = None
+            self.due = now + _http.IDLE_TIMEOUT
+        # One timer per connection: moved later only when it fires, earlier at once.
+        if self.timer is not None and self.timer.when() > self.due:
+            self.timer.cancel()
+            self.timer = None
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.due, self._expire)
+
+    def _expire(self) -> None:
+        self.timer = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return
-        try:
-            self.app.serve_connection(Connection(wrapped, max_body=MAX_BODY), client_address[0])
-        finally:
-            with contextlib.suppress(OSError):
-                wrapped.close()
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
+        if self.busy or self.loop.time() < self.due:  # a verification bounds itself (8 s)
+            self.timer = self.loop.call_at(max(self.due, self.loop.time() + 1.0), self._expire)
+            return
+        if self.reader.started:
+            self._refuse(_http.timed_out())
+        else:
+            transport.close()  # idle between requests (or a client that stopped reading)
 
 
 class AdmissionServer:
@@ -158,28 +288,62 @@ class AdmissionServer:
     ) -> None:
         self.admitter, self.tls, self.metrics = admitter, tls, metrics
         host, port = parse_addr(addr)
-        server = _Server6 if ":" in host else _Server
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
-            self._http = server((host, port))
+            self._socket = socket.create_server((host, port), family=family, backlog=128)
         except OSError as e:
             raise UsageError(f"cannot listen on {addr}: {e.strerror or e}") from None
-        self._http.tls, self._http.app = tls, self
-        self._thread = threading.Thread(
-            target=self._http.serve_forever, name="admission", daemon=True
-        )
+        self.loop = asyncio.new_event_loop()
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="admission")
+        """Where admissions that need a verification wait for it, off the event loop."""
+        self.connections: set[_Protocol] = set()
+        self._listener: asyncio.Server | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="admission", daemon=True)
 
     @property
     def port(self) -> int:
-        return int(self._http.server_address[1])
+        return int(self._socket.getsockname()[1])
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self._listener = self.loop.run_until_complete(
+                self.loop.create_server(
+                    lambda: _Protocol(self),
+                    sock=self._socket,
+                    ssl=self.tls.server_context(),
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+                    backlog=128,
+                )
+            )
+        finally:
+            self._started.set()
+        self.loop.run_forever()
 
     def start(self) -> AdmissionServer:
         self._thread.start()
+        self._started.wait(30)
         return self
 
     def close(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        self._thread.join(timeout=5)
+        """Stop listening, drop open connections, and stop the loop and the pool."""
+
+        def stop() -> None:
+            if self._listener is not None:
+                self._listener.close()
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()
+            self.loop.call_soon(self.loop.stop)  # after the aborts' callbacks have run
+
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(stop)
+            self._thread.join(timeout=5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if not self._thread.is_alive():
+            self.loop.close()
+        self._socket.close()
 
     def __enter__(self) -> AdmissionServer:
         return self
@@ -203,31 +367,7 @@ class AdmissionServer:
             return False, f"the TLS certificate expired at {self.tls.expires.isoformat()}"
         return True, "ready"
 
-    def serve_connection(self, connection: Connection, peer: str) -> None:
-        """Answer requests on one connection until either side closes it or a request is refused."""
-        while True:
-            try:
-                request = connection.next_request()
-            except HTTPError as e:
-                log.info("refused a request from %s: %d %s", peer, e.status, e.message)
-                with contextlib.suppress(OSError):
-                    connection.send(e.status, (e.message + "\n").encode(), _TEXT, close=True)
-                return
-            except OSError as e:  # reset, TLS alert, a client that stopped mid-write
-                log.debug("connection from %s ended: %s", peer, e)
-                return
-            if request is None:
-                return
-            status, body, content_type = self.route(request)
-            try:
-                connection.send(status, body, content_type, close=not request.keep_alive)
-            except OSError as e:
-                log.debug("answering %s failed: %s", peer, e)
-                return
-            if not request.keep_alive:
-                return
-
-    def route(self, request: HTTPRequest) -> tuple[int, bytes, str]:
+    def route(self, request: _http.HTTPRequest) -> tuple[int, bytes, str]:
         """Status, body and content type for one request (every path the webhook serves)."""
         method, path = request.method, request.path
         if method == "POST":
@@ -248,6 +388,18 @@ class AdmissionServer:
 
     def answer(self, endpoint: str, body: bytes) -> tuple[int, bytes]:
         """HTTP status and body for one POST; every failure past parsing still answers the uid."""
+        answered = self._answer(endpoint, body, cached_only=False)
+        assert answered is not None  # only a cached-only answer gives up
+        return answered
+
+    def answer_cached(self, endpoint: str, body: bytes) -> tuple[int, bytes] | None:
+        """As ``answer`` if every image's verdict is cached; else None, without waiting.
+
+        What the event loop asks; when it gets None it hands the request to a worker.
+        """
+        return self._answer(endpoint, body, cached_only=True)
+
+    def _answer(self, endpoint: str, body: bytes, *, cached_only: bool) -> tuple[int, bytes] | None:
         started = time.perf_counter()
         try:
             request = parse(body)
@@ -257,7 +409,12 @@ class AdmissionServer:
             return 400, json.dumps({"error": e.message}).encode()
         mutating = endpoint == "mutate" and self.admitter.mutate
         try:
-            verdict = self.admitter.review(request, mutating=mutating)
+            if cached_only:
+                verdict = self.admitter.review_cached(request, mutating=mutating)
+            else:
+                verdict = self.admitter.review(request, mutating=mutating)
+            if verdict is None:
+                return None
             review = response(
                 request.uid,
                 allowed=verdict.allowed,
