@@ -4,7 +4,8 @@
 ``_cache``    verdicts by (reference, policy version) with TTLs; one verification per key in flight
 ``_admit``    the decision for one request: scope, images, verdicts, message, JSON Patch
 ``_metrics``  admissions by verdict, latency, cache hits (Prometheus)
-``_server``   HTTPS on the standard library, TLS pair reloaded when its files change
+``_http``     strict HTTP/1.1 framing without I/O: requests from bytes, refusals as statuses
+``_server``   HTTPS on an asyncio loop (cached answers inline, waits in a pool), TLS reloaded
 ``_deploy``   the Kubernetes objects that install it (``sealgate admission manifests``)
 """
 

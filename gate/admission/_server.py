@@ -1,13 +1,15 @@
-"""HTTPS for the API server: a thread per connection, ``ssl``, and the strict HTTP/1.1 of ``_http``.
+"""HTTPS for the API server: an asyncio event loop, ``ssl``, and the strict HTTP/1.1 of ``_http``.
 
 No web framework: the webhook answers five paths to one client (the API
-server), over kept-alive connections. ``http.server`` was used at first; its
-``email``-based header parsing and two TLS records per answer were half the
-CPU of a warm admission, so ``_http`` reads only what the API server sends and
-refuses the rest. Each connection's TLS handshake runs in its own thread (at
-most ``MAX_CONNECTIONS``), so a slow client cannot stall accepting.
-The certificate and key are read again when either file changes, as
-cert-manager rotates them, without dropping a request.
+server), over kept-alive connections. ``http.server`` with a thread per
+connection was used at first; its ``email``-based header parsing, two TLS
+records per answer and 16 threads contending for the GIL at 16 connections
+made a warm admission cost ~0.6 ms of CPU and ~25 ms at p99. Now one loop
+reads every connection and answers an admission whose verdicts are all
+cached at once, in arrival order; one that must wait for a verification goes
+to a worker pool. TLS handshakes run on the loop too, non-blocking and
+bounded by ``HANDSHAKE_TIMEOUT``. The certificate and key are read again when
+either file changes, as cert-manager rotates them, without dropping a request.
 """
 
 from __future__ import annotations
@@ -368,13 +370,11 @@ class AdmissionServer:
         return True, "ready"
 
     def route(self, request: _http.HTTPRequest) -> tuple[int, bytes, str]:
-        """Status, body and content type for one request (every path the webhook serves)."""
+        """Status, body and content type for any request but an admission (POST /validate,
+        /mutate), which the connection answers itself: cached on the loop, else in the pool."""
         method, path = request.method, request.path
         if method == "POST":
-            if path not in ("/validate", "/mutate"):
-                return 404, b"not found: use /validate or /mutate\n", _TEXT
-            status, body = self.answer(path[1:], request.body)
-            return status, body, _JSON
+            return 404, b"not found: use /validate or /mutate\n", _TEXT
         if method == "GET":
             if path == "/healthz":
                 return 200, b"ok\n", _TEXT
