@@ -300,6 +300,7 @@ class AdmissionServer:
         """Where admissions that need a verification wait for it, off the event loop."""
         self.connections: set[_Protocol] = set()
         self._listener: asyncio.Server | None = None
+        self._failure: Exception | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="admission", daemon=True)
 
@@ -319,6 +320,9 @@ class AdmissionServer:
                     backlog=128,
                 )
             )
+        except Exception as e:  # e.g. the TLS pair went away since __init__: start() says so
+            self._failure = e
+            return
         finally:
             self._started.set()
         self.loop.run_forever()
@@ -326,6 +330,8 @@ class AdmissionServer:
     def start(self) -> AdmissionServer:
         self._thread.start()
         self._started.wait(30)
+        if self._failure is not None:
+            raise self._failure
         return self
 
     def close(self) -> None:

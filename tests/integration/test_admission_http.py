@@ -45,9 +45,13 @@ def hook(tmp_path: Path, isolated_docker_config: Path) -> Iterator[Webhook]:
         yield webhook
 
 
-def _tls(hook: Webhook) -> ssl.SSLSocket:
+def _tls(hook: Webhook, *, receive_buffer: int = 0) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=str(hook.ca.bundle))  # type: ignore[attr-defined]
-    raw = socket.create_connection(("127.0.0.1", hook.server.port), timeout=10)
+    raw = socket.socket()
+    raw.settimeout(10)
+    if receive_buffer:  # fixed, so the kernel cannot hold everything the webhook writes
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.connect(("127.0.0.1", hook.server.port))
     return context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
@@ -225,3 +229,41 @@ def test_a_request_that_waits_for_a_verification_keeps_pipelined_answers_in_orde
     assert json.loads(first)["response"]["allowed"] is False
     assert "is ERROR" in json.loads(first)["response"]["status"]["message"]
     assert json.loads(second)["response"]["uid"] == fast["request"]["uid"]
+
+
+def test_a_client_that_pipelines_without_reading_is_paused_not_buffered(
+    hook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Megabytes of /metrics asked for before reading any: the webhook stops reading while
+    the client's unread answers pile up, then answers every one in order once it reads."""
+    paused: list[bool] = []
+    pause = _server._Protocol.pause_writing
+    monkeypatch.setattr(
+        _server._Protocol, "pause_writing", lambda self: (paused.append(True), pause(self))[1]
+    )
+    count = 6000
+    with _tls(hook, receive_buffer=8192) as sock:
+        sender = threading.Thread(
+            target=sock.sendall, args=(b"GET /metrics HTTP/1.1\r\n\r\n" * count,)
+        )
+        sender.start()
+        time.sleep(1.0)  # let the webhook fill its write buffer and pause
+        answers = _responses(sock, count)
+        sender.join(30)
+    assert paused, "the webhook never had to stop reading"
+    assert len(answers) == count and all(b"sealgate_admission_seconds" in a[2] for a in answers)
+    assert sum(len(a[2]) for a in answers) > 6_000_000  # more than the sockets' buffers hold
+
+
+def test_a_tls_pair_gone_before_start_is_a_usage_error(tmp_path: Path) -> None:
+    from gate.admission import AdmissionServer, TLSFiles
+    from gate.errors import UsageError
+
+    ca = CA.create(tmp_path)
+    ca.issue(tmp_path / "tls.crt", tmp_path / "tls.key")
+    tls = TLSFiles(str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"))
+    server = AdmissionServer(None, tls, "127.0.0.1:0", None)  # type: ignore[arg-type]
+    (tmp_path / "tls.key").unlink()
+    with pytest.raises(UsageError, match="cannot use the TLS certificate"):
+        server.start()
+    server.close()
