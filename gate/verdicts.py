@@ -72,6 +72,21 @@ class VerdictCache(Generic[K]):
         self.verifications = 0
         """Keys actually verified (misses that did the work): what tests and the benchmark count."""
 
+    def cached(self, keys: Sequence[K]) -> Lookup[K] | None:
+        """Every key's result if all are cached and unexpired; else None (nothing started).
+
+        What the event loop asks first: an answer it can give without waiting.
+        """
+        now = self._clock()
+        out: dict[K, Result] = {}
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None or entry[0] <= now:
+                    return None
+                out[key] = entry[1]
+        return Lookup(out, len(out), 0)
+
     def get_many(
         self,
         keys: Sequence[K],

@@ -6,7 +6,8 @@
 ``_kube``     a small Kubernetes API client (kubeconfig or in-cluster) for two GETs
 ``_pull``     a pod's imagePullSecrets as that pod's registry credentials
 ``_metrics``  admissions by verdict, latency, cache hits (Prometheus)
-``_server``   HTTPS on the standard library, TLS pair reloaded when its files change
+``_http``     strict HTTP/1.1 framing without I/O: requests from bytes, refusals as statuses
+``_server``   HTTPS on an asyncio loop (cached answers inline, waits in a pool), TLS reloaded
 ``_deploy``   the Kubernetes objects that install it (``sealgate admission manifests``)
 """
 

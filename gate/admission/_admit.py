@@ -142,6 +142,18 @@ class Admitter:
 
     def review(self, request: Request, *, mutating: bool = False) -> Verdict:
         """The verdict for ``request``; ``mutating`` is /mutate with ``--mutate`` on."""
+        verdict = self._review(request, mutating, cached_only=False)
+        assert verdict is not None  # only a cached-only review gives up
+        return verdict
+
+    def review_cached(self, request: Request, *, mutating: bool = False) -> Verdict | None:
+        """The verdict if every image's verdict is cached; else None, without waiting.
+
+        Nothing is started: the caller asks ``review`` next, where it may wait.
+        """
+        return self._review(request, mutating, cached_only=True)
+
+    def _review(self, request: Request, mutating: bool, *, cached_only: bool) -> Verdict | None:
         pol = self.policies.current()
         if request.operation not in ("CREATE", "UPDATE") or request.object is None:
             return Verdict(True, "skipped")
@@ -155,6 +167,8 @@ class Admitter:
         pol = pol.in_namespace(request.namespace)
         access, wait = PodAccess(), None
         if self.pull_secrets is not None and found:
+            if cached_only:
+                return None  # reading pull secrets may wait on the Kubernetes API
             started = time.monotonic()
             access = self.pull_secrets.access(request.namespace, request.object, request.kind)
             # The API's time comes out of the verification's, so the answer still beats
@@ -163,8 +177,17 @@ class Admitter:
             wait = max(min(0.5, self.cache.wait), self.cache.wait - spent)
         fresh = self.freshness()
         lookup = self._verify(
-            pol, found, relax=mutating, fresh=fresh, view=view, access=access, wait=wait
+            pol,
+            found,
+            relax=mutating,
+            fresh=fresh,
+            view=view,
+            access=access,
+            wait=wait,
+            cached_only=cached_only,
         )
+        if lookup is None:
+            return None
         problems: list[str] = []
         warnings: list[str] = []
         patch: list[Mapping[str, Any]] = []
@@ -241,7 +264,8 @@ class Admitter:
         view: tuple[int, ...],
         access: PodAccess,
         wait: float | None,
-    ) -> Lookup[Key]:
+        cached_only: bool = False,
+    ) -> Lookup[Key] | None:
         keys = [
             _key(pol, f, relax, fresh, view, access) for f, _ in found if f.reference is not None
         ]
@@ -249,6 +273,8 @@ class Admitter:
             why = f"{access.error}; admission fails closed"
             results = {k: Result(k[0], None, Status.ERROR, why) for k in keys}
             return Lookup(results, 0, len(results))
+        if cached_only:
+            return self.cache.cached(keys)
         effective = relaxed(pol) if relax else pol
 
         def verify(todo: list[Key]) -> dict[Key, Result]:

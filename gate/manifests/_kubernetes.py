@@ -13,7 +13,7 @@ NOTE: https://kubernetes.io/docs/reference/kubernetes-api/workload-resources/pod
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeGuard
 
 from gate.errors import ManifestError
@@ -62,14 +62,27 @@ def find(document: Mapping, text: str, file: str) -> list[Site]:
 def find_in_object(obj: Any, file: str) -> list[tuple[Site, Pointer]]:
     """Every container image in an already-parsed object (JSON from an API server), with where.
 
-    The object is read through the same node graph and the same walker as a
-    file, so a Pod admitted by the webhook and the same Pod in a manifest give
-    the same images. ``file`` labels findings (e.g. ``Pod/web``); lines are 0.
+    The same walker as a file, reading the dicts and lists through the same
+    primitives the node graph has (``_ObjectWalker``), so a Pod admitted by the
+    webhook and the same Pod in a manifest give the same images without
+    copying the object into nodes first (that copy was most of a warm
+    admission's CPU). ``file`` labels findings (e.g. ``Pod/web``); lines are 0.
     Raises ManifestError as ``find`` does.
     """
     found: list[tuple[Site, Pointer]] = []
-    _Walker("", file, lambda site, at: found.append((site, at))).walk(_node(obj), "", ())
+    _ObjectWalker("", file, lambda site, at: found.append((site, at))).walk(obj, "", ())
     return found
+
+
+def _text(value: Any) -> str:
+    """A JSON scalar's text as the node graph holds it (null, booleans and numbers as written)."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _node(value: Any) -> Node:
@@ -80,13 +93,7 @@ def _node(value: Any) -> Node:
     if isinstance(value, list):
         nodes = tuple(_node(v) for v in value)
         return Sequence(nodes, 0, 1 + sum(_size(n) for n in nodes))
-    if value is None:
-        return Scalar("null", None, 0, 0, 0)
-    if isinstance(value, str):
-        return Scalar(value, '"', 0, 0, 0)
-    if isinstance(value, bool):
-        return Scalar("true" if value else "false", None, 0, 0, 0)
-    return Scalar(str(value), None, 0, 0, 0)
+    return Scalar(_text(value), '"' if isinstance(value, str) else None, 0, 0, 0)
 
 
 def _size(node: Node) -> int:
@@ -94,60 +101,129 @@ def _size(node: Node) -> int:
 
 
 class _Walker:
+    """The search, over the YAML node graph; ``_ObjectWalker`` swaps only the primitives."""
+
     def __init__(self, text: str, file: str, found: Callable[[Site, Pointer], None]) -> None:
         self.text = text
         self.file = file
         self.found = found
 
-    def walk(self, node: Node, owner: str, at: Pointer) -> None:
+    def walk(self, node: Any, owner: str, at: Pointer) -> None:
         """Search ``node`` at ``at``; ``owner`` is the nearest enclosing ``Kind/name``."""
-        if isinstance(node, Sequence):
-            for index, item in enumerate(node.items):
+        listed = self._items(node)
+        if listed is not None:
+            for index, item in enumerate(listed):
                 self.walk(item, owner, (*at, index))
             return
-        if not isinstance(node, Mapping):
+        pairs = self._pairs(node)
+        if pairs is None:
             return
         owner = self._owner(node) or owner
-        for key, value in items(node):
+        for key, value in pairs:
             if key in _CONTAINER_LISTS and self._is_container_list(value):
-                assert isinstance(value, Sequence)
-                for index, container in enumerate(value.items):
+                for index, container in enumerate(self._items(value) or ()):
                     self._container(container, owner, _CONTAINER_LISTS[key], (*at, key, index))
             elif key in _SINGLE_CONTAINERS and self._is_container(value):
                 self._container(value, owner, _SINGLE_CONTAINERS[key], (*at, key))
             else:
                 self.walk(value, owner, (*at, key))
 
-    def _owner(self, mapping: Mapping) -> str | None:
-        kind = scalar(first(mapping, "kind"))
-        if kind is None:
-            return None
-        metadata = first(mapping, "metadata")
-        name = scalar(first(metadata, "name")) or scalar(first(metadata, "generateName"))
-        return f"{kind}/{name}" if name else kind
+    # The primitives: what a node is, and what it holds.
 
-    def _is_container(self, node: Node) -> bool:
-        return isinstance(node, Mapping) and first(node, "image") is not None
+    def _items(self, node: Any) -> tuple[Any, ...] | list[Any] | None:
+        """A sequence's items; None for anything else."""
+        return node.items if isinstance(node, Sequence) else None
 
-    def _is_container_list(self, node: Node) -> bool:
-        return isinstance(node, Sequence) and any(self._is_container(c) for c in node.items)
+    def _pairs(self, node: Any) -> Iterable[tuple[str, Any]] | None:
+        """A mapping's (key, value) pairs; None for anything else."""
+        return items(node) if isinstance(node, Mapping) else None
 
-    def _container(self, container: Node, owner: str, role: str, at: Pointer) -> None:
-        if not isinstance(container, Mapping):
-            return
+    def _first(self, node: Any, key: str) -> Any:
+        """The value under ``key`` (null included), or None when absent or not a mapping."""
+        return first(node, key)
+
+    def _scalar(self, node: Any) -> str | None:
+        return scalar(node)
+
+    def _image(self, container: Any) -> tuple[Any, str | None, int]:
+        """The ``image`` value (None when absent or null), its text (None if not a scalar), line."""
         image = get(container, "image", file=self.file)
         if image is None or is_null(image):
+            return None, None, 0
+        return image, scalar(image), image.line
+
+    def _span(self, image: Any) -> tuple[int, int] | None:
+        return value_span(self.text, image) if self.text else None
+
+    # The rules, over the primitives.
+
+    def _owner(self, mapping: Any) -> str | None:
+        kind = self._scalar(self._first(mapping, "kind"))
+        if kind is None:
+            return None
+        metadata = self._first(mapping, "metadata")
+        name = self._scalar(self._first(metadata, "name")) or self._scalar(
+            self._first(metadata, "generateName")
+        )
+        return f"{kind}/{name}" if name else kind
+
+    def _is_container(self, node: Any) -> bool:
+        return self._pairs(node) is not None and self._first(node, "image") is not None
+
+    def _is_container_list(self, node: Any) -> bool:
+        listed = self._items(node)
+        return listed is not None and any(self._is_container(c) for c in listed)
+
+    def _container(self, container: Any, owner: str, role: str, at: Pointer) -> None:
+        if self._pairs(container) is None:
             return
-        name = scalar(first(container, "name"))
+        image, text, line = self._image(container)
+        if image is None:
+            return
+        name = self._scalar(self._first(container, "name"))
         label = " ".join(part for part in (owner, role, name) if part)
-        if not isinstance(image, Scalar):
+        if text is None:
             raise ManifestError(
-                f"{clip(label, 80)}: image must be a string", file=self.file, line=image.line
+                f"{clip(label, 80)}: image must be a string", file=self.file, line=line
             )
         self.found(
             Site(
-                finding(image.value, file=self.file, line=image.line, kind=KIND, context=label),
-                value_span(self.text, image) if self.text else None,
+                finding(text, file=self.file, line=line, kind=KIND, context=label),
+                self._span(image),
             ),
             (*at, "image"),
         )
+
+
+class _ObjectWalker(_Walker):
+    """The same rules over parsed JSON: dicts, lists and scalars, JSON null as ``_NULL``."""
+
+    def _items(self, node: Any) -> list[Any] | None:
+        return node if isinstance(node, list) else None
+
+    def _pairs(self, node: Any) -> Iterable[tuple[str, Any]] | None:
+        return node.items() if isinstance(node, dict) else None  # JSON keys are strings
+
+    def _first(self, node: Any, key: str) -> Any:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        value = node[key]
+        return _NULL if value is None else value
+
+    def _scalar(self, node: Any) -> str | None:
+        if node is None or isinstance(node, dict | list):
+            return None
+        return "null" if node is _NULL else _text(node)
+
+    def _image(self, container: Any) -> tuple[Any, str | None, int]:
+        image = container.get("image")  # JSON objects have no repeated keys, no YAML nulls
+        if image is None:
+            return None, None, 0
+        return image, self._scalar(image), 0
+
+    def _span(self, image: Any) -> tuple[int, int] | None:
+        return None
+
+
+_NULL = object()
+"""JSON null found under a key: present, unlike a missing key (the node graph's ``null``)."""

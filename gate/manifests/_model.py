@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -86,6 +87,13 @@ def unresolved_problem(text: str) -> str | None:
     return None
 
 
+_parse = functools.lru_cache(maxsize=4096)(refs.parse)
+"""refs.parse remembered: a pure function returning a frozen Reference (errors are not kept).
+
+An admission webhook parses the same few hundred image strings over and over.
+"""
+
+
 def parse_reference(text: str, *, file: str, line: int) -> Reference:
     """Parse ``text`` or raise ManifestError at ``file:line`` saying why it is not a reference.
 
@@ -93,7 +101,7 @@ def parse_reference(text: str, *, file: str, line: int) -> Reference:
     whole token fits: that detail repeats parts of it (a tag, a path component).
     """
     try:
-        return refs.parse(text)
+        return _parse(text)
     except InvalidReferenceError as e:
         short = clip(text)
         why = f": {_why(text, e.message)}" if short == text else ""

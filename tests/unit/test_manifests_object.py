@@ -7,6 +7,7 @@ sits (JSON Pointer tokens) so it can be pinned with a JSON Patch.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +75,60 @@ def test_a_null_image_is_skipped_and_a_non_string_image_is_an_error() -> None:
     wrong = {"kind": "Pod", "spec": {"containers": [{"name": "a", "image": "UPPER:case:x"}]}}
     with pytest.raises(ManifestError, match="is not an image reference"):
         find_object_images(wrong, name="Pod")
+
+
+def _through_nodes(obj: Any, name: str) -> list[tuple[Any, tuple[str | int, ...]]]:
+    """The object copied into the YAML node graph and searched there: the reference answer."""
+    from gate.manifests import _kubernetes
+
+    found: list[tuple[Any, tuple[str | int, ...]]] = []
+    walker = _kubernetes._Walker("", name, lambda site, at: found.append((site.finding, at)))
+    walker.walk(_kubernetes._node(obj), "", ())
+    return found
+
+
+ODD_SHAPES: list[Any] = [
+    {"kind": None, "metadata": None, "spec": {"containers": [{"image": "a"}]}},
+    {"kind": 7, "metadata": {"name": "", "generateName": "gen-"}, "containers": [{"image": 1}]},
+    {"kind": True, "metadata": {"name": None}, "script": {"image": "b", "name": False}},
+    {"kind": {"x": 1}, "containers": [None, 3, "s", [], {"image": None}, {"image": "c"}]},
+    {"items": [{"kind": "Pod", "metadata": {"name": "x"}, "container": {"image": "d"}}]},
+    {"kind": "List", "items": [[{"steps": [{"image": "e"}], "sidecars": {"image": "f"}}]]},
+    {"kind": "Pod", "spec": {"containers": [{"name": "n"}], "initContainers": []}},
+    {"kind": "Pod", "spec": {"containers": {"image": "g"}, "container": [{"image": "h"}]}},
+    {"kind": "X", "a": {"b": {"containers": [{"image": "i", "containers": [{"image": "j"}]}]}}},
+]
+
+
+@pytest.mark.parametrize("index", range(len(ODD_SHAPES)))
+def test_odd_shapes_give_what_the_node_graph_gives(index: int) -> None:
+    obj = ODD_SHAPES[index]
+    assert find_object_images(obj, name="o") == _through_nodes(obj, "o")
+
+
+def test_every_kubernetes_asset_gives_what_the_node_graph_gives() -> None:
+    """The walker reads JSON directly; every object we have must match the node-graph copy.
+
+    Only well-formed files: ``bad/`` holds a billion-laughs YAML that PyYAML would expand.
+    """
+    seen = 0
+    good = sorted((ASSETS / "manifests" / "good").rglob("*.y*ml"))
+    for path in good + sorted(REALWORLD.rglob("*.y*ml")):
+        try:
+            documents = list(yaml.safe_load_all(path.read_text()))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            continue
+        for loaded in documents:
+            if not isinstance(loaded, dict) or "kind" not in loaded:
+                continue
+            document = json.loads(json.dumps(loaded, default=str))  # as an API server sends it
+            try:
+                expected = _through_nodes(document, path.name)
+            except ManifestError as e:
+                with pytest.raises(ManifestError) as raised:
+                    find_object_images(document, name=path.name)
+                assert raised.value.message == e.message
+                continue
+            assert find_object_images(document, name=path.name) == expected, path
+            seen += len(expected)
+    assert seen > 20

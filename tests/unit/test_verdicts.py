@@ -136,3 +136,26 @@ def test_forget_prune_and_next_expiry_for_the_watchdog() -> None:
     clock.now = 61.0
     assert cache.prune() == 1 and len(cache) == 1
     assert cache.next_expiry() == 90.0
+
+
+def test_cached_answers_only_when_every_key_is_fresh_and_starts_nothing() -> None:
+    """What the event loop asks before handing a request to a worker: all or None."""
+    clock = Clock()
+    cache: VerdictCache[str] = VerdictCache(trusted_ttl=100, failure_ttl=10, clock=clock)
+    statuses = {"ok": Status.TRUSTED, "bad": Status.UNKNOWN, "err": Status.ERROR}
+
+    def verify(keys: list[str]) -> Mapping[str, Result]:
+        return {k: _result(k, statuses[k]) for k in keys}
+
+    assert cache.cached(["ok"]) is None and cache.verifications == 0  # nothing started
+    cache.get_many(["ok", "bad", "err"], verify, _unavailable)
+    both = cache.cached(["ok", "bad", "ok"])
+    assert both is not None and (both.hits, both.misses) == (2, 0)
+    assert both.results["bad"].status is Status.UNKNOWN
+    assert cache.cached(["ok", "err"]) is None  # ERROR is never kept, so it must be verified
+    clock.now = 50
+    assert cache.cached(["ok", "bad"]) is None  # the failure expired at 10 s
+    assert cache.cached(["ok"]) is not None
+    clock.now = 150
+    assert cache.cached(["ok"]) is None
+    assert cache.verifications == 3
