@@ -35,6 +35,13 @@ def add_parser(
     serve_p.add_argument("--policy", metavar="FILE", required=True, help="trust policy (reloaded)")
     serve_p.add_argument("--tls-cert", metavar="CRT", required=True, help="PEM certificate chain")
     serve_p.add_argument("--tls-key", metavar="KEY", required=True, help="PEM private key")
+    serve_p.add_argument(
+        "--client-ca",
+        metavar="CRT",
+        help="answer /validate and /mutate only for clients with a certificate this CA signed "
+        "(the API server's, from an AdmissionConfiguration kubeConfigFile); recommended with "
+        "--kubeconfig/--in-cluster, so nobody else can use the pull secrets through the webhook",
+    )
     serve_p.add_argument("--addr", default="0.0.0.0:8443", help="HOST:PORT (default: %(default)s)")
     serve_p.add_argument(
         "--mode",
@@ -145,7 +152,7 @@ def serve(args: argparse.Namespace) -> int:
             log.warning("%s does not exist: registries are read anonymously", args.docker_config)
         ctx.registry = dataclasses.replace(ctx.registry, docker_config=args.docker_config)
     policies = admission.PolicySource(args.policy)
-    tls = admission.TLSFiles(args.tls_cert, args.tls_key)
+    tls = admission.TLSFiles(args.tls_cert, args.tls_key, client_ca=args.client_ca)
     ctx.stores(policies.current())  # open the client and ledger once, before threads race to
     pull_secrets = _pull_secrets(args, ctx)
 

@@ -138,6 +138,7 @@ def serve(
     connections: int = 16,
     wait: float = 8.0,
     pull_secrets: PullSecrets | None = None,
+    client_ca: Path | None = None,
 ) -> Iterator[Webhook]:
     """Start the webhook on 127.0.0.1 (a free port) with a fresh server pair; stop it after."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -165,7 +166,10 @@ def serve(
     )
     metrics = admission.AdmissionMetrics()
     server = admission.AdmissionServer(
-        admitter, admission.TLSFiles(str(cert), str(key)), "127.0.0.1:0", metrics
+        admitter,
+        admission.TLSFiles(str(cert), str(key), client_ca=str(client_ca) if client_ca else None),
+        "127.0.0.1:0",
+        metrics,
     )
     session = requests.Session()
     session.trust_env = False  # no proxies, and no REQUESTS_CA_BUNDLE over our CA

@@ -44,14 +44,19 @@ MAX_CONNECTIONS = 1024
 WORKERS = 32
 """Admissions waiting on a verification at once (each waits at most the cache's 8 s)."""
 _TEXT = "text/plain; charset=utf-8"
+_NO_CLIENT_CERT = b"admission requests need a client certificate signed by the --client-ca\n"
 _JSON = "application/json"
 
 
 class TLSFiles:
     """A certificate and key on disk, as a server SSLContext; reloaded when they change."""
 
-    def __init__(self, cert: str, key: str, *, every: float = 1.0) -> None:
+    def __init__(
+        self, cert: str, key: str, *, client_ca: str | None = None, every: float = 1.0
+    ) -> None:
         self.cert, self.key, self.every = cert, key, every
+        self.client_ca = client_ca
+        """Admissions only from clients with a certificate this CA signed (the API server's)."""
         self.expires = datetime.max.replace(tzinfo=UTC)
         """When the served certificate stops being valid (the first in the file)."""
         self._lock = threading.Lock()
@@ -82,6 +87,19 @@ class TLSFiles:
                 f"cannot use the TLS certificate {self.cert} with key {self.key}: {why}",
                 hint="give a PEM certificate (chain) and its unencrypted PEM private key",
             ) from None
+        if self.client_ca is not None:
+            # Optional at the handshake (the kubelet's probes carry no certificate), checked
+            # when one is shown, and required by /validate and /mutate.
+            context.verify_mode = ssl.CERT_OPTIONAL
+            try:
+                context.load_verify_locations(cafile=self.client_ca)
+            except (OSError, ssl.SSLError, ValueError) as e:
+                why = getattr(e, "strerror", None) or getattr(e, "reason", None) or str(e)
+                raise UsageError(
+                    f"cannot use {self.client_ca} as the client CA: {why}",
+                    hint="give the PEM CA certificate that signed the API server's client "
+                    "certificate",
+                ) from None
         return context
 
     def server_context(self) -> ssl.SSLContext:
@@ -138,6 +156,8 @@ class _Protocol(asyncio.Protocol):
         self.deadline: float | None = None
         self.due = 0.0
         self.timer: asyncio.TimerHandle | None = None
+        self.authenticated = app.tls.client_ca is None
+        """May ask for admissions: no --client-ca, or it showed a certificate that CA signed."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -149,6 +169,8 @@ class _Protocol(asyncio.Protocol):
             transport.abort()
             return
         self.app.connections.add(self)
+        if not self.authenticated:  # the handshake verified any certificate it was shown
+            self.authenticated = bool(transport.get_extra_info("peercert"))
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -195,6 +217,12 @@ class _Protocol(asyncio.Protocol):
                 self._arm()
                 return
             self.deadline = None
+            if request.path in ("/validate", "/mutate") and not self.authenticated:
+                # Without this anyone who reaches the port could probe pull secrets and
+                # registries through the webhook; nothing about them is said here.
+                log.info("refused an admission from %s: no client certificate", self.peer)
+                self._respond(False, 403, _NO_CLIENT_CERT, _TEXT)
+                return
             if request.method == "POST" and request.path in ("/validate", "/mutate"):
                 endpoint = request.path[1:]
                 answered = self.app.answer_cached(endpoint, request.body)

@@ -267,3 +267,49 @@ def test_a_tls_pair_gone_before_start_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot use the TLS certificate"):
         server.start()
     server.close()
+
+
+def test_with_client_ca_only_the_api_servers_certificate_may_ask_for_admissions(
+    tmp_path: Path, isolated_docker_config: Path
+) -> None:
+    """--client-ca: admissions need a certificate that CA signed; probes need none; a
+    certificate from another CA does not get past the handshake."""
+    import requests
+
+    cas = {}
+    for name in ("ca", "api", "stranger"):
+        (tmp_path / name).mkdir()
+        cas[name] = CA.create(tmp_path / name)
+    ca, api_ca, stranger = cas["ca"], cas["api"], cas["stranger"]
+    for who, issuer in (("api", api_ca), ("stranger", stranger)):
+        issuer.issue(tmp_path / f"{who}.crt", tmp_path / f"{who}.key", common_name="apiserver")
+    body = json.dumps(_skipped_review("probe")).encode()
+    with serve(_policy(tmp_path), ca, tmp_path / "hook", client_ca=api_ca.bundle) as hook:
+        url = f"{hook.url}/validate"
+        anonymous = hook.session.post(url, data=body, timeout=10)
+        assert anonymous.status_code == 403 and "client certificate" in anonymous.text
+        assert "probe" not in anonymous.text  # nothing of the request is echoed
+        assert hook.session.get(f"{hook.url}/healthz", timeout=10).text == "ok\n"
+        hook.session.cert = (str(tmp_path / "api.crt"), str(tmp_path / "api.key"))
+        answer = hook.session.post(url, data=body, timeout=10)
+        assert answer.status_code == 200 and answer.json()["response"]["allowed"] is True
+        hook.session.cert = (str(tmp_path / "stranger.crt"), str(tmp_path / "stranger.key"))
+        hook.session.close()  # a new connection, so a new handshake
+        # Refused in the handshake (TLS 1.3 clients learn it as a closed connection).
+        with pytest.raises(requests.exceptions.ConnectionError):
+            hook.session.post(url, data=body, timeout=10)
+        hook.session.cert = None
+        assert hook.session.get(f"{hook.url}/readyz", timeout=10).ok  # still serving
+
+
+def test_a_client_ca_that_is_not_a_certificate_is_a_usage_error(tmp_path: Path) -> None:
+    from gate.errors import UsageError
+
+    ca = CA.create(tmp_path)
+    ca.issue(tmp_path / "tls.crt", tmp_path / "tls.key")
+    (tmp_path / "bad.pem").write_text("not a certificate\n")
+    for client_ca in (tmp_path / "bad.pem", tmp_path / "missing.pem"):
+        with pytest.raises(UsageError, match="as the client CA"):
+            _server.TLSFiles(
+                str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"), client_ca=str(client_ca)
+            )
