@@ -352,6 +352,25 @@ def _keyless_policy(path: Path, stack: sigstore_stack.Stack, san: str) -> Path:
     return path
 
 
+def _signed_and_gated(
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    repository: str,
+) -> tuple[Reference, Path, Path]:
+    """An image signed keylessly by release.yml, a policy trusting it, a Compose file naming it."""
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+    ref = push_random_image(registry, repository)
+    assert sign(stack, str(ref), "--identity-token", stack.issuer.token(oidc.github_claims())) == 0
+    policy = _keyless_policy(tmp_path / "policy.yaml", stack, GITHUB_SAN)
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(f"services:\n  app:\n    image: {ref.name}@{ref.digest}\n")
+    return ref, policy, compose
+
+
 def test_gate_signs_its_verification_summary_keylessly(
     stack: sigstore_stack.Stack,
     registry: RegistryServer,
@@ -365,13 +384,8 @@ def test_gate_signs_its_verification_summary_keylessly(
     its bundle verifies with verify-blob for that identity only, and with sigstore-js."""
     from gate.provenance import VSA_V1
 
-    for name, value in CI_ENV.items():
-        monkeypatch.setenv(name, value)
-    ref = push_random_image(registry, "keyless/vsa")
-    assert sign(stack, str(ref), "--identity-token", stack.issuer.token(oidc.github_claims())) == 0
-    policy = _keyless_policy(tmp_path / "policy.yaml", stack, GITHUB_SAN)
-    compose = tmp_path / "compose.yaml"
-    compose.write_text(f"services:\n  app:\n    image: {ref.name}@{ref.digest}\n")
+    ref, policy, compose = _signed_and_gated(stack, registry, push_random_image, tmp_path,
+                                             monkeypatch, "keyless/vsa")  # fmt: skip
     gate_claims = oidc.github_claims(workflow="gate.yml")
     gate_san = GITHUB_SAN.replace("release.yml", "gate.yml")
     token = stack.issuer.token(gate_claims)
@@ -419,13 +433,8 @@ def test_gate_keyless_vsa_failures_are_one_sentence(
 ) -> None:
     """Configuration errors stop before any image is read (exit 2); a Fulcio failure at
     signing time is exit 3 and leaves no signed summary behind."""
-    for name, value in CI_ENV.items():
-        monkeypatch.setenv(name, value)
-    ref = push_random_image(registry, f"keyless/vsa-{fault}")
-    assert sign(stack, str(ref), "--identity-token", stack.issuer.token(oidc.github_claims())) == 0
-    policy = _keyless_policy(tmp_path / "policy.yaml", stack, GITHUB_SAN)
-    compose = tmp_path / "compose.yaml"
-    compose.write_text(f"services:\n  app:\n    image: {ref.name}@{ref.digest}\n")
+    _, policy, compose = _signed_and_gated(stack, registry, push_random_image, tmp_path,
+                                             monkeypatch, f"keyless/vsa-{fault}")  # fmt: skip
     out_dir = tmp_path / "reports"
     token = stack.issuer.token(oidc.github_claims(workflow="gate.yml"))
     args = ["gate", str(compose), "--policy", str(policy), "--report-dir", str(out_dir)]
