@@ -41,6 +41,8 @@ HANDSHAKE_TIMEOUT = 10.0
 """Seconds a new connection has to complete its TLS handshake."""
 MAX_CONNECTIONS = 1024
 """Open connections at once; the API server keeps a few per webhook replica."""
+MAX_UNAUTHENTICATED = 64
+"""With --client-ca: open connections without a client certificate (the kubelet's probes)."""
 WORKERS = 32
 """Admissions waiting on a verification at once (each waits at most the cache's 8 s)."""
 _TEXT = "text/plain; charset=utf-8"
@@ -164,17 +166,22 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = str(peer[0]) if peer else "?"
-        if len(self.app.connections) >= MAX_CONNECTIONS:
-            log.warning("refused a connection from %s: %d open", self.peer, MAX_CONNECTIONS)
-            transport.abort()
-            return
-        self.app.connections.add(self)
         if not self.authenticated:  # the handshake verified any certificate it was shown
             self.authenticated = bool(transport.get_extra_info("peercert"))
+        # With --client-ca, connections without the API server's certificate (probes, or
+        # anyone else) share a small pool of their own: they cannot take the API server's.
+        pool = self.app.connections if self.authenticated else self.app.strangers
+        limit = MAX_CONNECTIONS if self.authenticated else MAX_UNAUTHENTICATED
+        if len(pool) >= limit:
+            log.warning("refused a connection from %s: %d open", self.peer, limit)
+            transport.abort()
+            return
+        pool.add(self)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.app.connections.discard(self)
+        self.app.strangers.discard(self)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -327,6 +334,8 @@ class AdmissionServer:
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="admission")
         """Where admissions that need a verification wait for it, off the event loop."""
         self.connections: set[_Protocol] = set()
+        self.strangers: set[_Protocol] = set()
+        """With --client-ca: open connections that showed no client certificate."""
         self._listener: asyncio.Server | None = None
         self._failure: Exception | None = None
         self._started = threading.Event()
@@ -368,7 +377,7 @@ class AdmissionServer:
         def stop() -> None:
             if self._listener is not None:
                 self._listener.close()
-            for connection in list(self.connections):
+            for connection in [*self.connections, *self.strangers]:
                 if connection.transport is not None:
                     connection.transport.abort()
             self.loop.call_soon(self.loop.stop)  # after the aborts' callbacks have run

@@ -313,3 +313,41 @@ def test_a_client_ca_that_is_not_a_certificate_is_a_usage_error(tmp_path: Path) 
             _server.TLSFiles(
                 str(tmp_path / "tls.crt"), str(tmp_path / "tls.key"), client_ca=str(client_ca)
             )
+
+
+def test_with_client_ca_strangers_cannot_take_the_api_servers_connections(
+    tmp_path: Path, isolated_docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections without the client certificate fill only their own small pool."""
+    monkeypatch.setattr(_server, "MAX_UNAUTHENTICATED", 2)
+    monkeypatch.setattr(_server, "MAX_CONNECTIONS", 2)
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "api").mkdir()
+    ca, api_ca = CA.create(tmp_path / "ca"), CA.create(tmp_path / "api")
+    api_ca.issue(tmp_path / "api.crt", tmp_path / "api.key", common_name="apiserver")
+    body = json.dumps(_skipped_review("held")).encode()
+    with serve(_policy(tmp_path), ca, tmp_path / "hook", client_ca=api_ca.bundle) as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        held = [_tls(hook), _tls(hook)]  # an attacker's idle connections, no certificate
+        try:
+            for sock in held:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+                assert _responses(sock, 1)[0][0] == 200
+            try:  # a third stranger is turned away
+                with _tls(hook) as third:
+                    third.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+                    assert _closed(third)
+            except (ConnectionError, ssl.SSLError):
+                pass
+            for _ in range(2):  # while the API server still gets in, twice at once
+                context = ssl.create_default_context(cafile=str(ca.bundle))
+                context.load_cert_chain(str(tmp_path / "api.crt"), str(tmp_path / "api.key"))
+                raw = socket.create_connection(("127.0.0.1", hook.server.port), timeout=10)
+                held.append(context.wrap_socket(raw, server_hostname="127.0.0.1"))
+            for sock in held[2:]:
+                sock.sendall(_post(body))
+                ((status, _, answer),) = _responses(sock, 1)
+                assert status == 200 and json.loads(answer)["response"]["allowed"] is True
+        finally:
+            for sock in held:
+                sock.close()
