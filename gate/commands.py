@@ -433,17 +433,17 @@ def watchdog(
     def load() -> Policy:
         return load_policy(policy_file, public_keys)
 
+    current: dict[str, Any] = {"policy": load(), "error": None}
+
     def policy_stamp() -> tuple[Any, ...] | None:
-        """Changes whenever the file does (edited, replaced, removed)."""
+        """Changes whenever the file, or a key or root file it names, does (a rotated key)."""
         if not policy_file:
             return None
-        try:
-            st = os.stat(policy_file)
-        except OSError as e:
-            return ("missing", e.errno)
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        from gate.policy import stamp
 
-    current: dict[str, Any] = {"stamp": policy_stamp(), "policy": load(), "error": None}
+        return stamp(policy_file, current["policy"])
+
+    current["stamp"] = policy_stamp()
 
     def freshness() -> tuple[Any, ...]:
         """Changes when cached results may be stale: a policy edit or a ledger append."""
@@ -452,13 +452,12 @@ def watchdog(
 
     def policy() -> Policy:
         """The policy as the file says now; ``PolicyFault`` while it does not load."""
-        stamp = policy_stamp()
-        if stamp != current["stamp"]:
-            current["stamp"] = stamp
+        if policy_stamp() != current["stamp"]:
             try:
                 current["policy"], current["error"] = load(), None
             except SealgateError as e:  # never fall back to the last good one silently
                 current["policy"], current["error"] = None, e.message
+            current["stamp"] = policy_stamp()  # over the files the new policy names
         if current["policy"] is None:
             raise PolicyFault(
                 f"{current['error']}; every container is ERROR until the policy is fixed"

@@ -8,13 +8,16 @@ which rule applies and what it requires.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -122,6 +125,11 @@ class Policy:
 
     scope: Scope = field(default_factory=Scope)
     """What admission checks (``namespaces:``); the gate and the watchdog ignore it."""
+    files: tuple[str, ...] = ()
+    """The files besides itself it was read from (key files, trust-root files)."""
+    version: str | None = None
+    """What a cached verdict depends on: the file's bytes, the keys and identities it trusts,
+    the trust roots' bytes. A rotated key file changes it though the policy file did not."""
 
     def in_namespace(self, namespace: str) -> Policy:
         """The policy as admission applies it in ``namespace``: rules (and the default) whose
@@ -327,7 +335,8 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
     if doc.scalar(top["version"], "version") != "1":
         raise doc.fail(top["version"], "policy version must be 1")
 
-    signers = _signers(doc, top.get("signers"), base or Path("."))
+    key_files: list[str] = []
+    signers = _signers(doc, top.get("signers"), base or Path("."), key_files)
     rules = (
         tuple(_rule(doc, node, signers) for node in doc.sequence(top["rules"], "rules"))
         if "rules" in top
@@ -360,8 +369,18 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
             )
     digest = digest_of(data)
     covers = parse_scope(doc, top["namespaces"]) if "namespaces" in top else Scope()
+    root_files = [r for r in trust_roots if r not in ("public-good", "staging")]
     pol = Policy(
-        signers, rules, registries, default, source, digest, trust_roots=trust_roots, scope=covers
+        signers,
+        rules,
+        registries,
+        default,
+        source,
+        digest,
+        trust_roots=trust_roots,
+        scope=covers,
+        files=(*key_files, *root_files),
+        version=_version(digest, signers, root_files),
     )
     if any(s.identity is not None for s in signers.values()):
         try:
@@ -372,6 +391,30 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
     return pol
 
 
+def _version(digest: str, signers: dict[str, TrustedSigner], root_files: Sequence[str]) -> str:
+    h = hashlib.sha256(digest.encode())
+    for name, signer in sorted(signers.items()):
+        trusted = signer.key.key_id if signer.key is not None else repr(signer.identity)
+        h.update(f"\n{name}={trusted}".encode())
+    for path in root_files:  # unreadable: loading the roots says so, with file and line
+        with contextlib.suppress(OSError):
+            h.update(b"\n" + hashlib.sha256(Path(path).read_bytes()).digest())
+    return "sha256:" + h.hexdigest()
+
+
+def stamp(path: str, pol: Policy | None) -> tuple[Any, ...]:
+    """Changes whenever the policy file, or a file the policy ``pol`` read, is edited,
+    replaced or removed: what the watchdog and the webhook poll to reload it."""
+    out: list[Any] = []
+    for name in (path, *(pol.files if pol is not None else ())):
+        try:
+            st = os.stat(name)
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError as e:
+            out.append(("missing", e.errno))
+    return tuple(out)
+
+
 def _relative(value: str, base: Path) -> str:
     """A trust-root file relative to the policy; the embedded roots go by name."""
     if value in ("public-good", "staging") or Path(value).is_absolute():
@@ -379,7 +422,10 @@ def _relative(value: str, base: Path) -> str:
     return str(base / value)
 
 
-def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, TrustedSigner]:
+def _signers(
+    doc: _Doc, node: yaml.Node | None, base: Path, files: list[str]
+) -> dict[str, TrustedSigner]:
+    """The signers; ``files`` gets each key file read."""
     if node is None:
         raise PolicyError(
             "policy has no 'signers'; list the public keys you trust", file=doc.source
@@ -403,6 +449,8 @@ def _signers(doc: _Doc, node: yaml.Node | None, base: Path) -> dict[str, Trusted
                 and not Path(key_text).is_absolute()
             ):
                 key_text = str(base / key_text)
+            if not key_text.startswith(("-----BEGIN", "env://")):
+                files.append(key_text)
             try:
                 key = keys.load_public_key(key_text)
             except KeyLoadError as e:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -56,16 +55,9 @@ class PolicySource:
         self.path = path
         self.every = every
         self._lock = threading.Lock()
-        self._stamp = self._stat()
         self._policy = policy.load(path)
+        self._stamp = policy.stamp(path, self._policy)
         self._checked = time.monotonic()
-
-    def _stat(self) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def current(self) -> Policy:
         now = time.monotonic()
@@ -73,11 +65,13 @@ class PolicySource:
             return self._policy
         with self._lock:
             self._checked = now
-            stamp = self._stat()
-            if stamp is not None and stamp != self._stamp:
+            stamp = policy.stamp(self.path, self._policy)
+            # A policy file that is gone (a ConfigMap being swapped) keeps the last one.
+            if stamp[0][0] != "missing" and stamp != self._stamp:
                 self._stamp = stamp
                 try:
                     self._policy = policy.load(self.path)
+                    self._stamp = policy.stamp(self.path, self._policy)
                     log.warning("policy %s reloaded", self.path)
                 except SealgateError as e:
                     log.error("policy %s not reloaded, keeping the last good one: %s", self.path, e)
@@ -307,7 +301,8 @@ def _key(
 ) -> Key:
     assert finding.reference is not None
     scope = access.scope(finding.reference.registry)
-    return (str(finding.reference), pol.digest or pol.source, relax, fresh, view, scope)
+    version = pol.version or pol.digest or pol.source
+    return (str(finding.reference), version, relax, fresh, view, scope)
 
 
 def _unavailable(key: Key, why: str) -> Result:

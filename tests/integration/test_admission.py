@@ -290,6 +290,22 @@ def test_namespaces_are_scoped_by_the_policy(world: dict[str, Any], ca: CA, tmp_
         assert hook.post("validate", review(unsigned, namespace="default"))["allowed"] is False
 
 
+def test_a_rotated_key_file_is_a_new_policy_and_cached_verdicts_go(
+    world: dict[str, Any], ca: CA, tmp_path: Path
+) -> None:
+    """Replacing the key file a policy names (the policy file untouched) must not leave the
+    old key's TRUSTED verdicts in the cache for their TTL."""
+    policy = _policy(tmp_path, world["key"])
+    signed = pod("web", world["signed"])
+    with serve(policy, ca, tmp_path / "hook") as hook:
+        assert hook.post("validate", review(signed))["allowed"] is True
+        (tmp_path / "ci.pub").write_bytes(keys.generate().public_key.pem)
+        deadline = time.monotonic() + 10  # the policy source looks once a second
+        while hook.post("validate", review(signed))["allowed"]:
+            assert time.monotonic() < deadline, "the old key's verdict was still served"
+            time.sleep(0.2)
+
+
 def test_rule_namespaces_admit_an_image_in_one_namespace_and_deny_it_in_another(
     world: dict[str, Any], ca: CA, tmp_path: Path
 ) -> None:

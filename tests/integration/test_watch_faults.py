@@ -574,6 +574,31 @@ def test_a_broken_policy_is_error_for_everyone_alerted_once_and_recovers(
         assert running.thread.is_alive()
 
 
+def test_a_replaced_key_file_is_a_policy_change(env: dict[str, Any], daemon: Dockerd) -> None:
+    """Rotating the key a policy names (the policy file untouched) drops what the old key
+    made TRUSTED: the watchdog used to keep trusting it until restarted."""
+    signed = f"faults/rotated:{secrets.token_hex(3)}"
+    make_image(daemon, signed)
+    assert main(["sign", f"docker://{signed}", "--key", env["key"]]) == 0
+    key_file = env["dir"] / "ci-current.pub"
+    key_file.write_bytes(Path(env["pub"]).read_bytes())
+    policy = env["dir"] / "policy.yaml"
+    policy.write_text(
+        "version: 1\nsigners:\n  - name: ci\n    key: ci-current.pub\nrules:\n"
+        '  - match: "**"\n    require: {signers: [ci], threshold: 1}\n'
+    )
+    container = run(daemon, signed)
+    with (
+        Recorder() as hook,
+        Running(env, [hook.url + "/hook"], policy=str(policy), interval=0.3) as running,
+    ):
+        wait_for(lambda: running.dog.verifications >= 1, 10, "a first verification")
+        assert not about(hook, container)  # TRUSTED from the start: nothing to say
+        key_file.write_bytes(keys.generate().public_key.pem)  # the old key is retired
+        [alert] = wait_for(lambda: about(hook, container), 10, "the verdict under the new key")
+        assert alert["status"] != "TRUSTED"
+
+
 # --- 5. faults of its own do not kill it ----------------------------------------------------
 
 

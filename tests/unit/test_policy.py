@@ -153,3 +153,28 @@ def test_implicit_policy_from_keys() -> None:
     pol = policy.from_keys([keys.generate().public_key])
     rule = pol.rule_for(parse("anything:tag"))
     assert rule is not None and rule.pinned is Pinned.OFF and not pol.explicit
+
+
+def test_a_rotated_key_file_changes_the_version_and_the_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Caches key verdicts by version and reload on stamp: both must see a key file change."""
+    monkeypatch.setenv("SOME_PEM", keys.generate().public_key.pem.decode())
+    key_file = tmp_path / "ci.pub"
+    key_file.write_bytes(keys.generate().public_key.pem)
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "version: 1\nsigners:\n  - name: ci\n    key: ci.pub\n"
+        "  - name: env\n    key: env://SOME_PEM\n"
+        'rules:\n  - match: "**"\n    require: {signers: [ci]}\n'
+    )
+    before = policy.load(path)
+    assert before.files == (str(key_file),)  # env:// and inline keys are no files
+    stamp = policy.stamp(str(path), before)
+    key_file.write_bytes(keys.generate().public_key.pem)
+    after = policy.load(path)
+    assert before.digest == after.digest  # the policy file did not change...
+    assert before.version != after.version  # ...but what it trusts did
+    assert policy.stamp(str(path), before) != stamp
+    key_file.unlink()
+    assert policy.stamp(str(path), before)[1][0] == "missing"
