@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from tests import leftovers
@@ -21,6 +22,12 @@ def test_a_process_carrying_the_mark_is_found_until_it_exits(tmp_path: Path) -> 
     env = {**os.environ, leftovers.MARK: token}
     child = subprocess.Popen(["sleep", "30"], env=env)
     try:
+        # Until the child has exec'd, /proc shows the forked parent (without the mark).
+        cmdline = Path(f"/proc/{child.pid}/cmdline")
+        for _ in range(500):
+            if cmdline.read_bytes().startswith(b"sleep\0"):
+                break
+            time.sleep(0.01)
         found = leftovers.marked_processes(token)
         assert [line.split()[0] for line in found] == [str(child.pid)]
         assert found[0].endswith("sleep 30")
