@@ -123,7 +123,7 @@ def sign(args: argparse.Namespace) -> int:
             args.images,
             key,
             annotations=annotations,
-            fmt=SignatureFormat(args.format),
+            fmt=SignatureFormat(args.format) if args.format else None,
             recursive=args.recursive,
             push=args.push,
             before_attach=make_provenance if keyless and args.provenance else None,

@@ -55,6 +55,7 @@ class Made:
     envelope_json: bytes
     bundle: bytes
     annotations: Mapping[str, str]
+    """The ``.att`` layer's keyless annotations; empty with Rekor v2 (bundle only)."""
 
 
 def make(
@@ -86,17 +87,18 @@ def attach(client: RegistryClient | None, made: Made, directory: Path | None) ->
         now = datetime.now(UTC)
         for image, digest in dict.fromkeys(made.images):
             ref = refs.parse(image)
-            attached.append(
-                attach_layer(
-                    client,
-                    ref.repository,
-                    digest,
-                    made.envelope_json,
-                    dsse.MEDIA_TYPE_ENVELOPE,
-                    {PREDICATE_ANNOTATION: SLSA_PROVENANCE_V1, **made.annotations},
-                    ATTESTATION_SUFFIX,
+            if made.annotations:  # NOTE: Rekor v2: no SET, so no cosign .att layer
+                attached.append(
+                    attach_layer(
+                        client,
+                        ref.repository,
+                        digest,
+                        made.envelope_json,
+                        dsse.MEDIA_TYPE_ENVELOPE,
+                        {PREDICATE_ANNOTATION: SLSA_PROVENANCE_V1, **made.annotations},
+                        ATTESTATION_SUFFIX,
+                    )
                 )
-            )
             subject = client.get_manifest(ref.repository, digest).descriptor
             artifact = signatures.bundle_referrer(
                 subject.to_dict(), made.bundle, SLSA_PROVENANCE_V1, now

@@ -264,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument(
         "--format",
         choices=("legacy", "bundle", "both"),
-        default="legacy",
-        help="legacy .sig tag (default), cosign v3 bundle referrer, or both",
+        default=None,
+        help="legacy .sig tag (default), cosign v3 bundle referrer, or both; keyless "
+        "signing against Rekor v2 writes the bundle only (default bundle)",
     )
     sign.add_argument(
         "--push",

@@ -6,6 +6,7 @@ and writes summaries; both end up here, so they cannot drift apart.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -243,7 +244,7 @@ def sign(
     key: keys.PrivateKey | Signer,
     *,
     annotations: Mapping[str, str] | None = None,
-    fmt: SignatureFormat = SignatureFormat.LEGACY,
+    fmt: SignatureFormat | None = None,
     recursive: bool = False,
     push: bool = False,
     before_attach: Callable[[list[tuple[str, str]]], None] | None = None,
@@ -253,6 +254,7 @@ def sign(
     parsed = [refs.parse_source(text) for text in images]  # all valid before anything is written
     if not isinstance(key, keys.PrivateKey):
         return _sign_keyless(ctx, parsed, key, annotations, fmt, recursive, before_attach)
+    fmt = fmt or SignatureFormat.LEGACY
     local = {s.text: open_local(s) for s in parsed if s.reference is None}
     out: list[Signed] = []
     for source in parsed:
@@ -283,11 +285,12 @@ def _sign_keyless(
     parsed: Sequence[refs.Source],
     signer: Signer,
     annotations: Mapping[str, str] | None,
-    fmt: SignatureFormat,
+    fmt: SignatureFormat | None,
     recursive: bool,
     before_attach: Callable[[list[tuple[str, str]]], None] | None,
 ) -> list[Signed]:
     """Every image certified and logged first, then attached: a failure attaches nothing."""
+    fmt = keyless_format(signer, fmt)
     registry = []
     for source in parsed:
         if source.reference is None:
@@ -305,6 +308,27 @@ def _sign_keyless(
     if before_attach is not None:
         before_attach([(f"{ref.name}@{d}", d) for ref, pending in made for d, _ in pending])
     return [signed for ref, pending in made for signed in attach(ctx.client, ref, pending)]
+
+
+def keyless_format(signer: Signer, fmt: SignatureFormat | None) -> SignatureFormat:
+    """The layouts a keyless signer can write: Rekor v2 entries fit only the bundle.
+
+    ``None`` (no ``--format`` given) is the legacy ``.sig`` form, or the bundle
+    with Rekor v2; an explicit ``legacy`` with v2 is a usage error, ``both``
+    writes the bundle alone and says so.
+    """
+    from gate.sigstore._sign import LEGACY_NEEDS_V1
+
+    if not getattr(signer, "bundle_only", False):
+        return fmt or SignatureFormat.LEGACY
+    if fmt is SignatureFormat.LEGACY:
+        raise UsageError(LEGACY_NEEDS_V1)
+    if fmt is SignatureFormat.BOTH:
+        logging.getLogger("sealgate").warning(
+            "Rekor v2 gives no signed entry timestamp for the legacy .sig form: "
+            "writing the Sigstore bundle (OCI referrer) only"
+        )
+    return SignatureFormat.BUNDLE
 
 
 def revoke(ctx: Context, target: str, key: keys.PrivateKey, action: Action, reason: str) -> Revoked:

@@ -8,6 +8,10 @@ anyone could steal. Both of Sealgate's layouts are produced: the cosign v2
 NOTE: cosign pkg/cosign/bundle (RekorBundle), pkg/oci/static (certificate and
 chain annotations); protobuf-specs sigstore_bundle.proto (Bundle v0.3:
 ``verificationMaterial.certificate.rawBytes`` is the leaf only).
+
+With Rekor v2 the log gives an inclusion proof but no SET and no time: only
+the bundle form can carry it, and the RFC 3161 timestamp (mandatory then)
+supplies the signing time.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from gate import dsse
-from gate.errors import UnavailableError
+from gate.errors import UnavailableError, UsageError
 from gate.keys import PrivateKey
 from gate.sigstore._certs import chain_to_root
 from gate.sigstore._errors import KeylessError
@@ -37,6 +41,7 @@ from gate.sigstore._rekor_client import (
     dsse_proposal,
     hashedrekord,
     upload,
+    upload_v2,
 )
 from gate.sigstore._trust import TrustedRoot
 from gate.sigstore._tsa_client import timestamp
@@ -54,8 +59,14 @@ class Endpoints:
     rekor: str
     tsa: str | None = None
     """An RFC 3161 timestamp authority's full URL, or None for the log's time alone."""
+    rekor_version: int = 1
+    """The Rekor API's major version: 2 (rekor-tiles) needs ``tsa``."""
 
 
+LEGACY_NEEDS_V1 = (
+    "the legacy .sig form needs a Rekor v1 signed entry timestamp, which Rekor v2 does not "
+    "give; sign with --format bundle (or both, which then writes the bundle only)"
+)
 PUBLIC_GOOD = Endpoints("https://fulcio.sigstore.dev", "https://rekor.sigstore.dev")
 
 
@@ -100,6 +111,11 @@ class KeylessSigner:
         who = identity_of(self.certificate().leaf)
         return f"{who.subject} (issuer {who.issuer})"
 
+    @property
+    def bundle_only(self) -> bool:
+        """Rekor v2 gives no SET, which the cosign ``.sig`` and ``.att`` layers need."""
+        return self.endpoints.rekor_version == 2
+
     def _signing_key(self) -> PrivateKey:
         self.certificate()
         assert self._key is not None
@@ -107,6 +123,8 @@ class KeylessSigner:
 
     def legacy(self, payload: bytes) -> tuple[bytes, dict[str, str]]:
         """A ``.sig`` signature over ``payload`` and its keyless annotations."""
+        if self.bundle_only:
+            raise UsageError(LEGACY_NEEDS_V1)
         cert = self.certificate()
         signature = self._signing_key().sign(payload)
         stamp = self._timestamp(signature)
@@ -143,6 +161,24 @@ class KeylessSigner:
         ]
         env_json = json.dumps(env_doc, separators=(",", ":")).encode()
         stamp = self._timestamp(envelope.signatures[0].sig)
+        if self.bundle_only:
+            # NOTE: rekor-v2-spec §6.1.4: DSSE is logged as a hashedrekord over its PAE.
+            logged = upload_v2(
+                self.endpoints.rekor,
+                hashlib.sha256(envelope.pae).digest(),
+                envelope.signatures[0].sig,
+                cert.leaf.public_bytes(Encoding.DER),
+                self.roots,
+            )
+        else:
+            logged = self._upload_dsse(env_doc, env_json, statement, cert)
+        self.logged.append(logged)
+        return self._bundle_doc(cert, logged, stamp, env_doc), env_json, logged
+
+    def _upload_dsse(
+        self, env_doc: dict[str, Any], env_json: bytes, statement: bytes, cert: Certificate
+    ) -> Logged:
+        """Rekor v1: a dsse v0.0.1 entry whose spec must come back exactly as expected."""
         verifier = base64.b64encode(cert.leaf_pem()).decode()
         expected: dict[str, Any] = {
             "envelopeHash": {"algorithm": "sha256", "value": hashlib.sha256(env_json).hexdigest()},
@@ -151,10 +187,13 @@ class KeylessSigner:
                 {"signature": s["sig"], "verifier": verifier} for s in env_doc["signatures"]
             ],
         }
-        logged = upload(
+        return upload(
             self.endpoints.rekor, dsse_proposal(env_json, cert.leaf_pem()), expected, self.roots
         )
-        self.logged.append(logged)
+
+    def _bundle_doc(
+        self, cert: Certificate, logged: Logged, stamp: bytes | None, env_doc: dict[str, Any]
+    ) -> bytes:
         material: dict[str, Any] = {
             "certificate": {
                 "rawBytes": base64.b64encode(cert.leaf.public_bytes(Encoding.DER)).decode()
@@ -166,10 +205,13 @@ class KeylessSigner:
                 "rfc3161Timestamps": [{"signedTimestamp": base64.b64encode(stamp).decode()}]
             }
         doc = {"mediaType": BUNDLE_V03, "verificationMaterial": material, "dsseEnvelope": env_doc}
-        return json.dumps(doc, separators=(",", ":")).encode(), env_json, logged
+        return json.dumps(doc, separators=(",", ":")).encode()
 
     def annotations(self, logged: Logged) -> dict[str, str]:
-        """cosign's keyless layer annotations for one logged signature."""
+        """cosign's keyless layer annotations for one logged signature (none for Rekor v2,
+        whose entries have no SET for ``dev.sigstore.cosign/bundle``)."""
+        if logged.entry.set is None:
+            return {}
         cert = self.certificate()
         return {
             CERTIFICATE_ANNOTATION: cert.leaf_pem().decode(),

@@ -43,6 +43,9 @@ class Stack:
     node: subprocess.Popen[str]
     root_path: Path
     config_path: Path
+    rekor_v2: rekor.RekorV2 | None = None
+    """With ``start(..., rekor_v2=True)``: a Rekor v2 log, listed in the root, preferred by
+    the signing config (next to the v1 log), whose ``tsaUrls`` names the TSA."""
 
     @property
     def tsa_url(self) -> str:
@@ -58,12 +61,15 @@ class Stack:
             self.node.kill()
             self.node.wait(timeout=10)
         self.rekor.close()
+        if self.rekor_v2 is not None:
+            self.rekor_v2.close()
         self.issuer.close()
 
 
-def start(node: str, directory: Path) -> Stack:
+def start(node: str, directory: Path, *, rekor_v2: bool = False) -> Stack:
     issuer = oidc.start()
     log = rekor.start()
+    log_v2 = rekor.start_v2() if rekor_v2 else None
     proc = subprocess.Popen(
         [node, str(PEERS / "fulcio-mock.mjs"), issuer.jwks_url],
         cwd=PEERS,
@@ -77,32 +83,46 @@ def start(node: str, directory: Path) -> Stack:
     if not line:
         proc.wait(timeout=10)
         log.close()
+        if log_v2 is not None:
+            log_v2.close()
         issuer.close()
         raise RuntimeError("fulcio-mock.mjs did not start")
     info = json.loads(line)
     root = directory / "trusted_root.json"
-    root.write_text(json.dumps(trusted_root(info, log)))
+    root.write_text(json.dumps(trusted_root(info, log, log_v2)))
     config = directory / "signing_config.json"
-    config.write_text(json.dumps(signing_config(info["url"], log.url)))
-    return Stack(issuer, log, info["url"], proc, root, config)
+    config.write_text(json.dumps(signing_config(info["url"], log.url, log_v2)))
+    return Stack(issuer, log, info["url"], proc, root, config, log_v2)
 
 
-def trusted_root(info: dict[str, Any], log: rekor.Rekor) -> dict[str, Any]:
+def trusted_root(
+    info: dict[str, Any], log: rekor.Rekor, log_v2: rekor.RekorV2 | None = None
+) -> dict[str, Any]:
     """NOTE: protobuf-specs sigstore_trustroot.proto TrustedRoot v0.1."""
 
-    def key(raw: str) -> dict[str, Any]:
-        return {"rawBytes": raw, "keyDetails": "PKIX_ECDSA_P256_SHA_256", "validFor": _VALID}
+    def key(raw: str, details: str = "PKIX_ECDSA_P256_SHA_256") -> dict[str, Any]:
+        return {"rawBytes": raw, "keyDetails": details, "validFor": _VALID}
 
+    tlogs = [
+        {
+            "baseUrl": log.url,
+            "hashAlgorithm": "SHA2_256",
+            "publicKey": key(base64.b64encode(log.public_der).decode()),
+            "logId": {"keyId": base64.b64encode(log.log_id).decode()},
+        }
+    ]
+    if log_v2 is not None:
+        tlogs.append(
+            {
+                "baseUrl": log_v2.url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": key(base64.b64encode(log_v2.public_der).decode(), "PKIX_ED25519"),
+                "logId": {"keyId": base64.b64encode(log_v2.log_id).decode()},
+            }
+        )
     return {
         "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-        "tlogs": [
-            {
-                "baseUrl": log.url,
-                "hashAlgorithm": "SHA2_256",
-                "publicKey": key(base64.b64encode(log.public_der).decode()),
-                "logId": {"keyId": base64.b64encode(log.log_id).decode()},
-            }
-        ],
+        "tlogs": tlogs,
         "certificateAuthorities": [
             {
                 "subject": {"organization": "sigstore.mock", "commonName": "sigstore"},
@@ -130,18 +150,25 @@ def trusted_root(info: dict[str, Any], log: rekor.Rekor) -> dict[str, Any]:
     }
 
 
-def signing_config(fulcio: str, rekor_url: str) -> dict[str, Any]:
-    """NOTE: protobuf-specs SigningConfig v0.2."""
+def signing_config(
+    fulcio: str, rekor_url: str, log_v2: rekor.RekorV2 | None = None
+) -> dict[str, Any]:
+    """NOTE: protobuf-specs SigningConfig v0.2 (the v1 log first: clients must pick v2)."""
 
-    def service(url: str) -> dict[str, Any]:
-        return {"url": url, "majorApiVersion": 1, "validFor": _VALID, "operator": "local"}
+    def service(url: str, major: int = 1) -> dict[str, Any]:
+        return {"url": url, "majorApiVersion": major, "validFor": _VALID, "operator": "local"}
 
+    logs = [service(rekor_url)]
+    tsas = []
+    if log_v2 is not None:
+        logs.append(service(log_v2.url, 2))
+        tsas.append(service(fulcio + "/api/v1/timestamp"))
     return {
         "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
         "caUrls": [service(fulcio)],
         "oidcUrls": [],
-        "rekorTlogUrls": [service(rekor_url)],
-        "tsaUrls": [],
+        "rekorTlogUrls": logs,
+        "tsaUrls": tsas,
         "rekorTlogConfig": {"selector": "ANY"},
         "tsaConfig": {"selector": "ANY"},
     }
