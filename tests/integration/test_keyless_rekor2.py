@@ -15,6 +15,7 @@ import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,12 +52,13 @@ def _legacy_tags(registry: RegistryServer, ref: Reference) -> list[str]:
 
 def _verify(
     image: str, stack: sigstore_stack.Stack, san: str, capsys: pytest.CaptureFixture[str]
-) -> dict:  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    """`sealgate verify IMAGE -o json` with the stack's root and that identity."""
     code = main(
         ["verify", image, "-o", "json", "--trusted-root", str(stack.root_path),
          "--certificate-identity", san, "--certificate-oidc-issuer", oidc.GITHUB_ISSUER]
     )  # fmt: skip
-    result: dict = json.loads(capsys.readouterr().out)[0]  # type: ignore[type-arg]
+    result: dict[str, Any] = json.loads(capsys.readouterr().out)[0]
     assert (code == 0) == (result["status"] == "TRUSTED")
     return result
 
@@ -219,3 +221,54 @@ def test_v2_faults_attach_nothing(
     assert got == 3, err
     assert words in err and "Traceback" not in err and token not in out + err
     assert nothing_attached(registry, ref)
+
+
+def test_v2_provenance_is_a_bundle_referrer_only(
+    stack: sigstore_stack.Stack,
+    registry: RegistryServer,
+    push_random_image: Callable[..., Reference],
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`sign --provenance` with Rekor v2: signature and provenance bundles, no .sig/.att."""
+    from .peers import Runner, peer
+    from .test_keyless_ci import CI_ENV
+
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+    ref = push_random_image(registry, "keyless-v2/provenance")
+    token = stack.issuer.token(oidc.github_claims())
+    out_dir = tmp_path / "out"
+    code = sign(stack, str(ref), "--identity-token", token, "--provenance",
+                "--report-dir", str(out_dir))  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Attached signed SLSA provenance to 1 image;" in out
+    assert not _legacy_tags(registry, ref)
+    client = registry.client()
+    kinds = sorted(
+        client.get_manifest(ref.repository, d.digest).json()["annotations"][
+            "dev.sigstore.bundle.predicateType"
+        ]
+        for d in client.referrers(ref.repository, ref.digest or "")
+    )
+    slsa = "https://slsa.dev/provenance/v1"
+    assert kinds == ["https://sigstore.dev/cosign/sign/v1", slsa]
+    for san, expected in ((GITHUB_SAN, 0), (GITHUB_SAN.replace("main", "dev"), 1)):
+        cli = ["verify-blob", ref.digest or "", "--bundle",
+               str(out_dir / "provenance.sigstore.jsonl"), "--certificate-identity", san,
+               "--certificate-oidc-issuer", oidc.GITHUB_ISSUER,
+               "--trusted-root", str(stack.root_path)]  # fmt: skip
+        assert main(cli) == expected, capsys.readouterr()
+    capsys.readouterr()
+
+    cosign = Runner(peer("cosign-v3"), tmp_path / "home")
+    done = cosign.run(
+        "verify-attestation", "--type", "slsaprovenance1", "--allow-http-registry",
+        "--trusted-root", str(stack.root_path), "--certificate-identity", GITHUB_SAN,
+        "--certificate-oidc-issuer", oidc.GITHUB_ISSUER,
+        f"{registry.host}/{ref.repository.path}@{ref.digest}",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]

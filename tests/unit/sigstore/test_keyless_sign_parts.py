@@ -81,9 +81,27 @@ def test_endpoints_flags_file_defaults(tmp_path: Path) -> None:
             }
         )
     )
-    got = endpoints(None, None, str(config))
-    assert (got.fulcio, got.rekor) == ("https://fulcio.corp", "https://rekor.corp")
+    got = endpoints(None, None, str(config))  # the highest Rekor API version wins
+    assert (got.fulcio, got.rekor, got.rekor_version) == (
+        "https://fulcio.corp",
+        "https://rekor2.corp",
+        2,
+    )
     assert got.tsa == "https://tsa.corp/api/v1/timestamp"
+    assert endpoints(None, "http://127.0.0.1:2", str(config)).rekor_version == 2
+    doc = json.loads(config.read_text())
+    doc["tsaUrls"] = []
+    config.write_text(json.dumps(doc))
+    with pytest.raises(UsageError, match="Rekor v2 records no signing time"):
+        endpoints(None, None, str(config))
+    assert endpoints(None, None, str(config), "http://127.0.0.1:3/ts").rekor_version == 2
+    doc["rekorTlogUrls"] = doc["rekorTlogUrls"][1:]
+    config.write_text(json.dumps(doc))
+    got = endpoints(None, None, str(config))
+    assert (got.rekor, got.rekor_version, got.tsa) == ("https://rekor.corp", 1, None)
+    doc["rekorTlogUrls"] = ["https://rekor.v01"]  # v0.1 configs: bare URLs are v1
+    config.write_text(json.dumps(doc))
+    assert endpoints(None, None, str(config)).rekor == "https://rekor.v01"
     with pytest.raises(UsageError, match="timestamp authority URL"):
         endpoints(None, None, None, "ftp://t")
 
