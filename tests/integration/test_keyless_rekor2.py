@@ -186,6 +186,7 @@ FAULTS = [
     ("500", "refused the entry (HTTP 500)"),
     ("other-entry", "not the one sent"),
     ("forged-checkpoint", "checkpoint is not signed by the log"),
+    ("bad-proof", "inclusion proof does not reach"),
     ("closed", "unreachable"),
     ("unlisted", "does not list"),
 ]

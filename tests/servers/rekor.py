@@ -227,7 +227,8 @@ class RekorV2:
     public-good v2 logs have; the log ID is the C2SP note key ID of that key.
 
     ``fault``: ``"500"``, ``"other-entry"`` (logs another signature),
-    ``"forged-checkpoint"`` (signs the checkpoint with a key the root does not list).
+    ``"forged-checkpoint"`` (signs the checkpoint with a key the root does not list),
+    ``"bad-proof"`` (an inclusion proof that does not reach the root it names).
     """
 
     server: ThreadingHTTPServer
@@ -278,6 +279,8 @@ class RekorV2:
             leaves = list(self.leaves)
         size, root = len(leaves), merkle.root(leaves)
         proof = merkle.inclusion_proof(index, leaves)
+        if self.fault == "bad-proof":
+            proof = [bytes(32), *proof]  # a path that cannot lead to the root
         signer = (
             ed25519.Ed25519PrivateKey.generate() if self.fault == "forged-checkpoint" else self.key
         )
