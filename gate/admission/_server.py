@@ -42,7 +42,8 @@ HANDSHAKE_TIMEOUT = 10.0
 MAX_CONNECTIONS = 1024
 """Open connections at once; the API server keeps a few per webhook replica."""
 MAX_UNAUTHENTICATED = 64
-"""With --client-ca: open connections without a client certificate (the kubelet's probes)."""
+"""With --client-ca: open connections without a client certificate (the kubelet's probes);
+when full, the oldest is closed for a new one."""
 WORKERS = 32
 """Admissions waiting on a verification at once (each waits at most the cache's 8 s)."""
 _TEXT = "text/plain; charset=utf-8"
@@ -170,18 +171,30 @@ class _Protocol(asyncio.Protocol):
             self.authenticated = bool(transport.get_extra_info("peercert"))
         # With --client-ca, connections without the API server's certificate (probes, or
         # anyone else) share a small pool of their own: they cannot take the API server's.
-        pool = self.app.connections if self.authenticated else self.app.strangers
-        limit = MAX_CONNECTIONS if self.authenticated else MAX_UNAUTHENTICATED
-        if len(pool) >= limit:
-            log.warning("refused a connection from %s: %d open", self.peer, limit)
+        # A full one closes its oldest rather than turn the newcomer away: otherwise any pod
+        # holding 64 idle connections keeps the kubelet's probes out, and a failed liveness
+        # probe restarts the webhook (failurePolicy Fail: no pod is admitted meanwhile).
+        if not self.authenticated:
+            strangers = self.app.strangers
+            if len(strangers) >= MAX_UNAUTHENTICATED:
+                oldest = next(iter(strangers))
+                del strangers[oldest]
+                if oldest.transport is not None:
+                    oldest.transport.abort()
+                log.info("closed the oldest of %d connections without a client certificate",
+                         MAX_UNAUTHENTICATED)  # fmt: skip
+            strangers[self] = None
+        elif len(self.app.connections) >= MAX_CONNECTIONS:
+            log.warning("refused a connection from %s: %d open", self.peer, MAX_CONNECTIONS)
             transport.abort()
             return
-        pool.add(self)
+        else:
+            self.app.connections.add(self)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.app.connections.discard(self)
-        self.app.strangers.discard(self)
+        self.app.strangers.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -334,8 +347,8 @@ class AdmissionServer:
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="admission")
         """Where admissions that need a verification wait for it, off the event loop."""
         self.connections: set[_Protocol] = set()
-        self.strangers: set[_Protocol] = set()
-        """With --client-ca: open connections that showed no client certificate."""
+        self.strangers: dict[_Protocol, None] = {}
+        """With --client-ca: open connections that showed no client certificate, oldest first."""
         self._listener: asyncio.Server | None = None
         self._failure: Exception | None = None
         self._started = threading.Event()
