@@ -137,6 +137,30 @@ class TLSFiles:
             return self._context
 
 
+class _Quiet:
+    """Refusals logged at most once per ``every`` seconds each, with how many were left out.
+
+    Anyone who reaches the port can be refused as fast as it can connect; a line
+    each would let it fill the node's disk and bury what matters. Used on the loop only.
+    """
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        last, skipped = self._last.get(message, (now - self.every, 0))
+        if now - last < self.every:
+            self._last[message] = (last, skipped + 1)
+            return
+        self._last[message] = (now, 0)
+        if skipped:
+            message += "; %d more like it in the last %g s were not logged"
+            args = (*args, skipped, round(now - last))
+        log.log(level, message, *args)
+
+
 class _Protocol(asyncio.Protocol):
     """One TLS connection: requests framed by ``_http``, answered in order, on the event loop.
 
@@ -181,11 +205,16 @@ class _Protocol(asyncio.Protocol):
                 del strangers[oldest]
                 if oldest.transport is not None:
                     oldest.transport.abort()
-                log.info("closed the oldest of %d connections without a client certificate",
-                         MAX_UNAUTHENTICATED)  # fmt: skip
+                self.app.quiet.log(
+                    logging.INFO,
+                    "closed the oldest of %d connections without a client certificate",
+                    MAX_UNAUTHENTICATED,
+                )
             strangers[self] = None
         elif len(self.app.connections) >= MAX_CONNECTIONS:
-            log.warning("refused a connection from %s: %d open", self.peer, MAX_CONNECTIONS)
+            self.app.quiet.log(
+                logging.WARNING, "refused a connection from %s: %d open", self.peer, MAX_CONNECTIONS
+            )
             transport.abort()
             return
         else:
@@ -240,7 +269,9 @@ class _Protocol(asyncio.Protocol):
             if request.path in ("/validate", "/mutate") and not self.authenticated:
                 # Without this anyone who reaches the port could probe pull secrets and
                 # registries through the webhook; nothing about them is said here.
-                log.info("refused an admission from %s: no client certificate", self.peer)
+                self.app.quiet.log(
+                    logging.INFO, "refused an admission from %s: no client certificate", self.peer
+                )
                 self._respond(False, 403, _NO_CLIENT_CERT, _TEXT)
                 return
             if request.method == "POST" and request.path in ("/validate", "/mutate"):
@@ -283,7 +314,9 @@ class _Protocol(asyncio.Protocol):
 
     def _refuse(self, error: _http.HTTPError) -> None:
         assert self.transport is not None
-        log.info("refused a request from %s: %d %s", self.peer, error.status, error.message)
+        self.app.quiet.log(
+            logging.INFO, "refused a request from %s: %d %s", self.peer, error.status, error.message
+        )
         answer = (error.message + "\n").encode()
         self.transport.write(_http.response(error.status, answer, _TEXT, close=True))
         self.transport.close()
@@ -349,6 +382,8 @@ class AdmissionServer:
         self.connections: set[_Protocol] = set()
         self.strangers: dict[_Protocol, None] = {}
         """With --client-ca: open connections that showed no client certificate, oldest first."""
+        self.quiet = _Quiet()
+        """Refusals' log lines, at most one of each kind per interval."""
         self._listener: asyncio.Server | None = None
         self._failure: Exception | None = None
         self._started = threading.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -354,3 +355,20 @@ def test_with_client_ca_strangers_cannot_take_the_api_servers_connections(
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_refusals_are_logged_a_line_per_interval_not_a_line_each(
+    tmp_path: Path, isolated_docker_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who reaches the port can be refused as fast as it can connect; the log says
+    so once, then how many more there were, instead of filling the node's disk."""
+    caplog.set_level(logging.INFO, logger="gate.admission")
+    ca = CA.create(tmp_path)
+    with serve(_policy(tmp_path), ca, tmp_path / "hook") as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        for _ in range(20):
+            with _tls(hook) as sock:
+                sock.sendall(b"BREW /pot HTTP/1.1 extra\r\n\r\n")
+                assert _responses(sock, 1)[0][0] == 400
+    refusals = [r for r in caplog.records if "refused a request" in r.getMessage()]
+    assert 1 <= len(refusals) <= 3, [r.getMessage() for r in refusals]
