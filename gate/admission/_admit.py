@@ -28,6 +28,7 @@ from gate.errors import ManifestError, SealgateError
 from gate.manifests import Finding, Pointer
 from gate.policy import Pinned, Policy
 from gate.registry import RegistryClient
+from gate.report import printable
 from gate.result import FailOn, Result, Status, fails
 from gate.verdicts import Lookup, VerdictCache
 from gate.verify import Target, Verifier
@@ -193,6 +194,10 @@ class Admitter:
             result = lookup.results[_key(pol, finding, mutating, fresh, view, access)]
             results.append(result)
             self._judge(finding, at, result, mutating, problems, warnings, patch)
+        # kubectl shows these to a person, and the log keeps them: a registry's error text
+        # in a reason must not recolour or move the cursor, or start a line of its own.
+        problems = [printable(p) for p in problems]
+        warnings = [printable(w) for w in warnings]
         if problems:
             verdict = self._fail(request, problems, warnings)
         else:

@@ -372,3 +372,24 @@ def test_refusals_are_logged_a_line_per_interval_not_a_line_each(
                 assert _responses(sock, 1)[0][0] == 400
     refusals = [r for r in caplog.records if "refused a request" in r.getMessage()]
     assert 1 <= len(refusals) <= 3, [r.getMessage() for r in refusals]
+
+
+def test_a_registrys_error_text_reaches_the_denial_without_control_characters(
+    hook: Webhook,
+) -> None:
+    """kubectl prints the denial to a person's terminal: a hostile registry's error message
+    must not recolour it, move the cursor, or start lines that look like other verdicts."""
+    from tests.servers.hostile_registry import Answer, HostileRegistry
+
+    trick = "\x1b[32mallowed\x1b[0m\r\n- image web is TRUSTED\x07\u202e"
+    body = json.dumps({"errors": [{"code": "DENIED", "message": trick}]}).encode()
+    registry = HostileRegistry(lambda _: Answer(404, body, {"Content-Type": "application/json"}))
+    try:
+        image = f"{registry.host}/x/web@sha256:{'c' * 64}"
+        answer = hook.post("validate", review(pod("web", image)))
+    finally:
+        registry.stop()
+    message = answer["status"]["message"]
+    assert answer["allowed"] is False and "DENIED" in message and registry.host in message
+    assert not any(c in message for c in "\x1b\x07\r\u202e"), message
+    assert "\n- image web" not in message  # one line per image, as the webhook wrote them
