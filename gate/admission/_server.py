@@ -44,6 +44,8 @@ MAX_CONNECTIONS = 1024
 MAX_UNAUTHENTICATED = 64
 """With --client-ca: open connections without a client certificate (the kubelet's probes);
 when full, the oldest is closed for a new one."""
+STRANGER_BODY = 64 * 1024
+"""With --client-ca: the largest body taken from a connection without a certificate."""
 WORKERS = 32
 """Admissions waiting on a verification at once (each waits at most the cache's 8 s)."""
 _TEXT = "text/plain; charset=utf-8"
@@ -199,6 +201,8 @@ class _Protocol(asyncio.Protocol):
         # holding 64 idle connections keeps the kubelet's probes out, and a failed liveness
         # probe restarts the webhook (failurePolicy Fail: no pod is admitted meanwhile).
         if not self.authenticated:
+            # Nothing of theirs gets past 403: no megabytes are buffered for it.
+            self.reader.max_body = STRANGER_BODY
             strangers = self.app.strangers
             if len(strangers) >= MAX_UNAUTHENTICATED:
                 oldest = next(iter(strangers))

@@ -393,3 +393,19 @@ def test_a_registrys_error_text_reaches_the_denial_without_control_characters(
     assert answer["allowed"] is False and "DENIED" in message and registry.host in message
     assert not any(c in message for c in "\x1b\x07\r\u202e"), message
     assert "\n- image web" not in message  # one line per image, as the webhook wrote them
+
+
+def test_with_client_ca_a_stranger_cannot_make_the_webhook_hold_a_large_body(
+    tmp_path: Path, isolated_docker_config: Path
+) -> None:
+    """Without the client certificate nothing gets past 403, so the webhook does not wait
+    for (and buffer) megabytes it will refuse: 64 strangers times 3 MiB is memory."""
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "api").mkdir()
+    ca, api_ca = CA.create(tmp_path / "ca"), CA.create(tmp_path / "api")
+    with serve(_policy(tmp_path), ca, tmp_path / "hook", client_ca=api_ca.bundle) as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        with _tls(hook) as sock:
+            sock.sendall(b"POST /validate HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n{")
+            [(status, _, text)] = _responses(sock, 1)  # at once, not after the body
+            assert status == 413 and b"larger than" in text
