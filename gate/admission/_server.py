@@ -71,7 +71,9 @@ class TLSFiles:
 
     def _stat(self) -> tuple[Any, ...]:
         stamps: list[Any] = []
-        for path in (self.cert, self.key):
+        # The client CA too: one rotated out must stop being trusted, and the API server's
+        # certificate from a new one must get in, without a restart.
+        for path in (self.cert, self.key, *([self.client_ca] if self.client_ca else [])):
             try:
                 st = os.stat(path)
                 stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))

@@ -409,3 +409,37 @@ def test_with_client_ca_a_stranger_cannot_make_the_webhook_hold_a_large_body(
             sock.sendall(b"POST /validate HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n{")
             [(status, _, text)] = _responses(sock, 1)  # at once, not after the body
             assert status == 413 and b"larger than" in text
+
+
+def test_with_client_ca_a_rotated_client_ca_file_is_picked_up(
+    tmp_path: Path, isolated_docker_config: Path
+) -> None:
+    """The client CA file is reloaded like the serving pair: a CA rotated out stops being
+    trusted, and the API server's certificate from the new one gets in, without a restart."""
+    for name in ("ca", "old", "new"):
+        (tmp_path / name).mkdir()
+    ca, old, new = (CA.create(tmp_path / n) for n in ("ca", "old", "new"))
+    for who, issuer in (("old", old), ("new", new)):
+        issuer.issue(tmp_path / f"{who}.crt", tmp_path / f"{who}.key", common_name="apiserver")
+    client_ca = tmp_path / "client-ca.crt"
+    client_ca.write_bytes(old.bundle.read_bytes())
+
+    def admitted(who: str) -> bool:
+        context = ssl.create_default_context(cafile=str(ca.bundle))
+        context.load_cert_chain(str(tmp_path / f"{who}.crt"), str(tmp_path / f"{who}.key"))
+        try:
+            raw = socket.create_connection(("127.0.0.1", hook.server.port), timeout=10)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                sock.sendall(_post(json.dumps(_skipped_review("ca")).encode()))
+                return _responses(sock, 1)[0][0] == 200
+        except (ConnectionError, ssl.SSLError, AssertionError):
+            return False
+
+    with serve(_policy(tmp_path), ca, tmp_path / "hook", client_ca=client_ca) as hook:
+        assert admitted("old") and not admitted("new")
+        client_ca.write_bytes(new.bundle.read_bytes())
+        deadline = time.monotonic() + 10  # the files are looked at once a second
+        while not admitted("new"):
+            assert time.monotonic() < deadline, "the new client CA was never used"
+            time.sleep(0.2)
+        assert not admitted("old")
