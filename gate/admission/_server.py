@@ -7,14 +7,16 @@ records per answer and 16 threads contending for the GIL at 16 connections
 made a warm admission cost ~0.6 ms of CPU and ~25 ms at p99. Now one loop
 reads every connection and answers an admission whose verdicts are all
 cached at once, in arrival order; one that must wait for a verification goes
-to a worker pool. TLS handshakes run on the loop too, non-blocking and
-bounded by ``HANDSHAKE_TIMEOUT``. The certificate and key are read again when
-either file changes, as cert-manager rotates them, without dropping a request.
+to a worker pool. TLS handshakes run on the loop too, non-blocking, bounded
+by ``HANDSHAKE_TIMEOUT`` each and ``MAX_HANDSHAKES`` at once. The certificate
+and key (and client CA) are read again when a file changes, as cert-manager
+rotates them, without dropping a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -39,6 +41,8 @@ from gate.notify._prometheus import parse_addr
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a new connection has to complete its TLS handshake."""
+MAX_HANDSHAKES = 256
+"""Connections in their TLS handshake at once (in no pool yet); when full the oldest goes."""
 MAX_CONNECTIONS = 1024
 """Open connections at once; the API server keeps a few per webhook replica."""
 MAX_UNAUTHENTICATED = 64
@@ -390,7 +394,10 @@ class AdmissionServer:
         """With --client-ca: open connections that showed no client certificate, oldest first."""
         self.quiet = _Quiet()
         """Refusals' log lines, at most one of each kind per interval."""
-        self._listener: asyncio.Server | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self.handshakes: dict[asyncio.Task[None], None] = {}
+        """Connections in their TLS handshake, oldest first."""
+        self._context: ssl.SSLContext | None = None
         self._failure: Exception | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="admission", daemon=True)
@@ -402,21 +409,56 @@ class AdmissionServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self._listener = self.loop.run_until_complete(
-                self.loop.create_server(
-                    lambda: _Protocol(self),
-                    sock=self._socket,
-                    ssl=self.tls.server_context(),
-                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-                    backlog=128,
-                )
-            )
+            self._context = self.tls.server_context()
+            self._socket.setblocking(False)
+            self._listener = self.loop.create_task(self._accept())
         except Exception as e:  # e.g. the TLS pair went away since __init__: start() says so
             self._failure = e
             return
         finally:
             self._started.set()
         self.loop.run_forever()
+
+    async def _accept(self) -> None:
+        """Accept connections and start their handshakes, at most ``MAX_HANDSHAKES`` at once.
+
+        ``create_server`` would start any number: a connection is in no pool until its
+        handshake ends, so any pod could hold sockets and memory by the thousand for
+        ``HANDSHAKE_TIMEOUT``. The oldest handshake is dropped for a new one, so a client
+        that completes its handshake promptly always gets in.
+        """
+        while True:
+            try:
+                conn, _ = await self.loop.sock_accept(self._socket)
+            except OSError as e:  # out of descriptors, say: try again shortly
+                self.quiet.log(logging.ERROR, "cannot accept a connection: %s", e.strerror or e)
+                await asyncio.sleep(0.1)
+                continue
+            if len(self.handshakes) >= MAX_HANDSHAKES:
+                oldest = next(iter(self.handshakes))
+                del self.handshakes[oldest]
+                oldest.cancel()
+                self.quiet.log(
+                    logging.INFO, "dropped the oldest of %d TLS handshakes", MAX_HANDSHAKES
+                )
+            task = self.loop.create_task(self._handshake(conn))
+            self.handshakes[task] = None
+            task.add_done_callback(functools.partial(self._handshake_done, conn))
+
+    def _handshake_done(self, conn: socket.socket, task: asyncio.Task[None]) -> None:
+        self.handshakes.pop(task, None)
+        if task.cancelled():  # dropped before it began: no transport owns the socket
+            conn.close()
+
+    async def _handshake(self, conn: socket.socket) -> None:
+        # A failed or dropped handshake has nothing to answer; asyncio closes its socket.
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
+            await self.loop.connect_accepted_socket(
+                lambda: _Protocol(self),
+                conn,
+                ssl=self._context,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            )
 
     def start(self) -> AdmissionServer:
         self._thread.start()
@@ -428,16 +470,20 @@ class AdmissionServer:
     def close(self) -> None:
         """Stop listening, drop open connections, and stop the loop and the pool."""
 
-        def stop() -> None:
-            if self._listener is not None:
-                self._listener.close()
+        async def stop() -> None:
+            tasks = [*([self._listener] if self._listener else []), *self.handshakes]
+            for task in tasks:
+                task.cancel()  # a handshake's transport aborts, its socket closes soon after
             for connection in [*self.connections, *self.strangers]:
                 if connection.transport is not None:
                     connection.transport.abort()
-            self.loop.call_soon(self.loop.stop)  # after the aborts' callbacks have run
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for _ in range(2):  # the aborts' callbacks close the sockets
+                await asyncio.sleep(0)
+            self.loop.stop()
 
         if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(stop)
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(stop()))
             self._thread.join(timeout=5)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if not self._thread.is_alive():

@@ -443,3 +443,27 @@ def test_with_client_ca_a_rotated_client_ca_file_is_picked_up(
             assert time.monotonic() < deadline, "the new client CA was never used"
             time.sleep(0.2)
         assert not admitted("old")
+
+
+def test_connections_that_never_finish_the_handshake_are_bounded(
+    tmp_path: Path, isolated_docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its handshake a connection is in no pool; without a bound any pod could hold
+    sockets and memory by the thousand for the handshake timeout. The oldest go first, so
+    a client that does finish its handshake still gets in."""
+    monkeypatch.setattr(_server, "MAX_HANDSHAKES", 4)
+    monkeypatch.setattr(_server, "HANDSHAKE_TIMEOUT", 120.0)
+    ca = CA.create(tmp_path)
+    with serve(_policy(tmp_path), ca, tmp_path / "hook") as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        silent = [socket.create_connection(("127.0.0.1", hook.server.port)) for _ in range(10)]
+        try:
+            with _tls(hook) as sock:  # the newest: it gets in
+                sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+                assert _responses(sock, 1)[0][0] == 200
+            for held in silent[:6]:  # long before the handshake timeout
+                held.settimeout(30)
+                assert _closed(held)  # type: ignore[arg-type]
+        finally:
+            for held in silent:
+                held.close()
