@@ -458,14 +458,19 @@ def watchdog(
         return load_policy(policy_file, public_keys)
 
     current: dict[str, Any] = {"policy": load(), "error": None}
+    current["good"] = current["policy"]
 
     def policy_stamp() -> tuple[Any, ...] | None:
-        """Changes whenever the file, or a key or root file it names, does (a rotated key)."""
+        """Changes whenever the file, or a key or root file it names, does (a rotated key).
+
+        While the policy does not load, the files of the last one that did are still
+        watched: a key file removed and then put back must end the fault.
+        """
         if not policy_file:
             return None
         from gate.policy import stamp
 
-        return stamp(policy_file, current["policy"])
+        return stamp(policy_file, current["good"])
 
     current["stamp"] = policy_stamp()
 
@@ -476,12 +481,16 @@ def watchdog(
 
     def policy() -> Policy:
         """The policy as the file says now; ``PolicyFault`` while it does not load."""
-        if policy_stamp() != current["stamp"]:
+        stamp = policy_stamp()
+        if stamp != current["stamp"]:
+            # Taken before reading, so a file changed while loading is read again next time
+            # (a policy naming other files looks once more: no change, nothing to report).
+            current["stamp"] = stamp
             try:
                 current["policy"], current["error"] = load(), None
+                current["good"] = current["policy"]
             except SealgateError as e:  # never fall back to the last good one silently
                 current["policy"], current["error"] = None, e.message
-            current["stamp"] = policy_stamp()  # over the files the new policy names
         if current["policy"] is None:
             raise PolicyFault(
                 f"{current['error']}; every container is ERROR until the policy is fixed"

@@ -126,7 +126,8 @@ class Policy:
     scope: Scope = field(default_factory=Scope)
     """What admission checks (``namespaces:``); the gate and the watchdog ignore it."""
     files: tuple[str, ...] = ()
-    """The files besides itself it was read from (key files, trust-root files)."""
+    """The files besides itself it was read from (key files, trust-root files; with no
+    ``trust:``, the trust directory and the roots imported into it)."""
     version: str | None = None
     """What a cached verdict depends on: the file's bytes, the keys and identities it trusts,
     the trust roots' bytes. A rotated key file changes it though the policy file did not."""
@@ -370,6 +371,12 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
     digest = digest_of(data)
     covers = parse_scope(doc, top["namespaces"]) if "namespaces" in top else Scope()
     root_files = [r for r in trust_roots if r not in ("public-good", "staging")]
+    watched: list[str] = []
+    if not trust_roots:  # the default: the embedded root plus every imported one
+        from gate.sigstore._store import imported, trust_dir
+
+        root_files = [str(p) for p in imported()]
+        watched = [str(trust_dir())]  # its entries change when a root is imported or removed
     pol = Policy(
         signers,
         rules,
@@ -379,7 +386,7 @@ def loads(data: bytes, *, source: str = "<policy>", base: Path | None = None) ->
         digest,
         trust_roots=trust_roots,
         scope=covers,
-        files=(*key_files, *root_files),
+        files=(*key_files, *root_files, *watched),
         version=_version(digest, signers, root_files),
     )
     if any(s.identity is not None for s in signers.values()):

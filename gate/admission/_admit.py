@@ -28,6 +28,7 @@ from gate.errors import ManifestError, SealgateError
 from gate.manifests import Finding, Pointer
 from gate.policy import Pinned, Policy
 from gate.registry import RegistryClient
+from gate.report import printable
 from gate.result import FailOn, Result, Status, fails
 from gate.verdicts import Lookup, VerdictCache
 from gate.verify import Target, Verifier
@@ -48,15 +49,21 @@ class PolicySource:
     """The policy file, reloaded when it changes (a ConfigMap update), looked at once a second.
 
     A reload that fails keeps the policy that was working and logs why: a typo
-    in a ConfigMap must not turn into a cluster that admits nothing.
+    in a ConfigMap must not turn into a cluster that admits nothing. It is
+    tried again each look until it loads: the key file a new policy names may
+    arrive later (a Secret synced after the ConfigMap), and nothing stamped
+    would say so. The stamp is taken before reading, so a file that changes
+    while the policy loads is read again at the next look.
     """
 
     def __init__(self, path: str, *, every: float = 1.0) -> None:
         self.path = path
         self.every = every
         self._lock = threading.Lock()
+        self._stamp = policy.stamp(path, None)
         self._policy = policy.load(path)
-        self._stamp = policy.stamp(path, self._policy)
+        self._failed: str | None = None
+        """Why the file's policy does not load (logged once per reason), while it does not."""
         self._checked = time.monotonic()
 
     def current(self) -> Policy:
@@ -67,14 +74,21 @@ class PolicySource:
             self._checked = now
             stamp = policy.stamp(self.path, self._policy)
             # A policy file that is gone (a ConfigMap being swapped) keeps the last one.
-            if stamp[0][0] != "missing" and stamp != self._stamp:
+            if stamp[0][0] != "missing" and (stamp != self._stamp or self._failed):
                 self._stamp = stamp
                 try:
-                    self._policy = policy.load(self.path)
-                    self._stamp = policy.stamp(self.path, self._policy)
-                    log.warning("policy %s reloaded", self.path)
+                    loaded = policy.load(self.path)
                 except SealgateError as e:
-                    log.error("policy %s not reloaded, keeping the last good one: %s", self.path, e)
+                    if str(e) != self._failed:
+                        log.error(
+                            "policy %s not reloaded, keeping the last good one: %s", self.path, e
+                        )
+                    self._failed = str(e)
+                    return self._policy
+                self._failed = None
+                if loaded.version != self._policy.version:  # not a second look at new files
+                    log.warning("policy %s reloaded", self.path)
+                self._policy = loaded
             return self._policy
 
 
@@ -193,6 +207,10 @@ class Admitter:
             result = lookup.results[_key(pol, finding, mutating, fresh, view, access)]
             results.append(result)
             self._judge(finding, at, result, mutating, problems, warnings, patch)
+        # kubectl shows these to a person, and the log keeps them: a registry's error text
+        # in a reason must not recolour or move the cursor, or start a line of its own.
+        problems = [printable(p) for p in problems]
+        warnings = [printable(w) for w in warnings]
         if problems:
             verdict = self._fail(request, problems, warnings)
         else:

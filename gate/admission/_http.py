@@ -8,7 +8,8 @@ and refuses everything else with a status and one sentence (the server then
 closes the connection):
 
 * a request head over ``MAX_HEAD`` bytes or ``MAX_HEADERS`` lines (431),
-  folded or malformed header lines, a bad request line (400), HTTP other
+  folded or malformed header lines, control characters (a bare CR or LF, which
+  ends a line for other parsers) in a value or the target, a bad request line (400), HTTP other
   than 1.0/1.1 (505);
 * ``Transfer-Encoding`` (501: with ``Content-Length`` it is how requests
   are smuggled), a missing, repeated or non-numeric ``Content-Length`` on a
@@ -33,6 +34,8 @@ IDLE_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 10.0
 """Seconds from a request's first byte to its last: how long a slow client may hold on."""
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTROL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+"""Not in a header value (tab is): a bare CR or LF ends a line for some parsers, not here."""
 _REASONS = {
     100: "Continue",
     200: "OK",
@@ -163,7 +166,12 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
     if len(lines) > MAX_HEADERS + 1:
         raise HTTPError(431, f"the request has more than {MAX_HEADERS} header lines")
     parts = lines[0].split(b" ")
-    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not parts[1].startswith(b"/"):
+    if (
+        len(parts) != 3
+        or not _TOKEN.fullmatch(parts[0])
+        or not parts[1].startswith(b"/")
+        or _CONTROL.search(parts[1].replace(b"\t", b"\n"))
+    ):
         raise HTTPError(400, "the request line is not 'METHOD /path HTTP/1.1'")
     version = parts[2]
     if version not in (b"HTTP/1.1", b"HTTP/1.0"):
@@ -180,6 +188,8 @@ def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
         if not colon or not _TOKEN.fullmatch(name):
             raise HTTPError(400, "a header line is malformed (folded, or no 'Name: value')")
         key = name.decode("ascii").lower()
+        if _CONTROL.search(value):
+            raise HTTPError(400, "a header value has a control character (a bare CR or LF?)")
         text = value.strip(b" \t").decode("latin-1")
         if key in headers:
             if key in ("content-length", "transfer-encoding", "host"):

@@ -7,14 +7,16 @@ records per answer and 16 threads contending for the GIL at 16 connections
 made a warm admission cost ~0.6 ms of CPU and ~25 ms at p99. Now one loop
 reads every connection and answers an admission whose verdicts are all
 cached at once, in arrival order; one that must wait for a verification goes
-to a worker pool. TLS handshakes run on the loop too, non-blocking and
-bounded by ``HANDSHAKE_TIMEOUT``. The certificate and key are read again when
-either file changes, as cert-manager rotates them, without dropping a request.
+to a worker pool. TLS handshakes run on the loop too, non-blocking, bounded
+by ``HANDSHAKE_TIMEOUT`` each and ``MAX_HANDSHAKES`` at once. The certificate
+and key (and client CA) are read again when a file changes, as cert-manager
+rotates them, without dropping a request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -39,10 +41,15 @@ from gate.notify._prometheus import parse_addr
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds a new connection has to complete its TLS handshake."""
+MAX_HANDSHAKES = 256
+"""Connections in their TLS handshake at once (in no pool yet); when full the oldest goes."""
 MAX_CONNECTIONS = 1024
 """Open connections at once; the API server keeps a few per webhook replica."""
 MAX_UNAUTHENTICATED = 64
-"""With --client-ca: open connections without a client certificate (the kubelet's probes)."""
+"""With --client-ca: open connections without a client certificate (the kubelet's probes);
+when full, the oldest is closed for a new one."""
+STRANGER_BODY = 64 * 1024
+"""With --client-ca: the largest body taken from a connection without a certificate."""
 WORKERS = 32
 """Admissions waiting on a verification at once (each waits at most the cache's 8 s)."""
 _TEXT = "text/plain; charset=utf-8"
@@ -68,7 +75,9 @@ class TLSFiles:
 
     def _stat(self) -> tuple[Any, ...]:
         stamps: list[Any] = []
-        for path in (self.cert, self.key):
+        # The client CA too: one rotated out must stop being trusted, and the API server's
+        # certificate from a new one must get in, without a restart.
+        for path in (self.cert, self.key, *([self.client_ca] if self.client_ca else [])):
             try:
                 st = os.stat(path)
                 stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
@@ -136,6 +145,30 @@ class TLSFiles:
             return self._context
 
 
+class _Quiet:
+    """Refusals logged at most once per ``every`` seconds each, with how many were left out.
+
+    Anyone who reaches the port can be refused as fast as it can connect; a line
+    each would let it fill the node's disk and bury what matters. Used on the loop only.
+    """
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every = every
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        now = time.monotonic()
+        last, skipped = self._last.get(message, (now - self.every, 0))
+        if now - last < self.every:
+            self._last[message] = (last, skipped + 1)
+            return
+        self._last[message] = (now, 0)
+        if skipped:
+            message += "; %d more like it in the last %g s were not logged"
+            args = (*args, skipped, round(now - last))
+        log.log(level, message, *args)
+
+
 class _Protocol(asyncio.Protocol):
     """One TLS connection: requests framed by ``_http``, answered in order, on the event loop.
 
@@ -170,18 +203,37 @@ class _Protocol(asyncio.Protocol):
             self.authenticated = bool(transport.get_extra_info("peercert"))
         # With --client-ca, connections without the API server's certificate (probes, or
         # anyone else) share a small pool of their own: they cannot take the API server's.
-        pool = self.app.connections if self.authenticated else self.app.strangers
-        limit = MAX_CONNECTIONS if self.authenticated else MAX_UNAUTHENTICATED
-        if len(pool) >= limit:
-            log.warning("refused a connection from %s: %d open", self.peer, limit)
+        # A full one closes its oldest rather than turn the newcomer away: otherwise any pod
+        # holding 64 idle connections keeps the kubelet's probes out, and a failed liveness
+        # probe restarts the webhook (failurePolicy Fail: no pod is admitted meanwhile).
+        if not self.authenticated:
+            # Nothing of theirs gets past 403: no megabytes are buffered for it.
+            self.reader.max_body = STRANGER_BODY
+            strangers = self.app.strangers
+            if len(strangers) >= MAX_UNAUTHENTICATED:
+                oldest = next(iter(strangers))
+                del strangers[oldest]
+                if oldest.transport is not None:
+                    oldest.transport.abort()
+                self.app.quiet.log(
+                    logging.INFO,
+                    "closed the oldest of %d connections without a client certificate",
+                    MAX_UNAUTHENTICATED,
+                )
+            strangers[self] = None
+        elif len(self.app.connections) >= MAX_CONNECTIONS:
+            self.app.quiet.log(
+                logging.WARNING, "refused a connection from %s: %d open", self.peer, MAX_CONNECTIONS
+            )
             transport.abort()
             return
-        pool.add(self)
+        else:
+            self.app.connections.add(self)
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.app.connections.discard(self)
-        self.app.strangers.discard(self)
+        self.app.strangers.pop(self, None)
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
@@ -227,7 +279,9 @@ class _Protocol(asyncio.Protocol):
             if request.path in ("/validate", "/mutate") and not self.authenticated:
                 # Without this anyone who reaches the port could probe pull secrets and
                 # registries through the webhook; nothing about them is said here.
-                log.info("refused an admission from %s: no client certificate", self.peer)
+                self.app.quiet.log(
+                    logging.INFO, "refused an admission from %s: no client certificate", self.peer
+                )
                 self._respond(False, 403, _NO_CLIENT_CERT, _TEXT)
                 return
             if request.method == "POST" and request.path in ("/validate", "/mutate"):
@@ -270,7 +324,9 @@ class _Protocol(asyncio.Protocol):
 
     def _refuse(self, error: _http.HTTPError) -> None:
         assert self.transport is not None
-        log.info("refused a request from %s: %d %s", self.peer, error.status, error.message)
+        self.app.quiet.log(
+            logging.INFO, "refused a request from %s: %d %s", self.peer, error.status, error.message
+        )
         answer = (error.message + "\n").encode()
         self.transport.write(_http.response(error.status, answer, _TEXT, close=True))
         self.transport.close()
@@ -334,9 +390,14 @@ class AdmissionServer:
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="admission")
         """Where admissions that need a verification wait for it, off the event loop."""
         self.connections: set[_Protocol] = set()
-        self.strangers: set[_Protocol] = set()
-        """With --client-ca: open connections that showed no client certificate."""
-        self._listener: asyncio.Server | None = None
+        self.strangers: dict[_Protocol, None] = {}
+        """With --client-ca: open connections that showed no client certificate, oldest first."""
+        self.quiet = _Quiet()
+        """Refusals' log lines, at most one of each kind per interval."""
+        self._listener: asyncio.Task[None] | None = None
+        self.handshakes: dict[asyncio.Task[None], None] = {}
+        """Connections in their TLS handshake, oldest first."""
+        self._context: ssl.SSLContext | None = None
         self._failure: Exception | None = None
         self._started = threading.Event()
         self._thread = threading.Thread(target=self._run, name="admission", daemon=True)
@@ -348,21 +409,56 @@ class AdmissionServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self._listener = self.loop.run_until_complete(
-                self.loop.create_server(
-                    lambda: _Protocol(self),
-                    sock=self._socket,
-                    ssl=self.tls.server_context(),
-                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
-                    backlog=128,
-                )
-            )
+            self._context = self.tls.server_context()
+            self._socket.setblocking(False)
+            self._listener = self.loop.create_task(self._accept())
         except Exception as e:  # e.g. the TLS pair went away since __init__: start() says so
             self._failure = e
             return
         finally:
             self._started.set()
         self.loop.run_forever()
+
+    async def _accept(self) -> None:
+        """Accept connections and start their handshakes, at most ``MAX_HANDSHAKES`` at once.
+
+        ``create_server`` would start any number: a connection is in no pool until its
+        handshake ends, so any pod could hold sockets and memory by the thousand for
+        ``HANDSHAKE_TIMEOUT``. The oldest handshake is dropped for a new one, so a client
+        that completes its handshake promptly always gets in.
+        """
+        while True:
+            try:
+                conn, _ = await self.loop.sock_accept(self._socket)
+            except OSError as e:  # out of descriptors, say: try again shortly
+                self.quiet.log(logging.ERROR, "cannot accept a connection: %s", e.strerror or e)
+                await asyncio.sleep(0.1)
+                continue
+            if len(self.handshakes) >= MAX_HANDSHAKES:
+                oldest = next(iter(self.handshakes))
+                del self.handshakes[oldest]
+                oldest.cancel()
+                self.quiet.log(
+                    logging.INFO, "dropped the oldest of %d TLS handshakes", MAX_HANDSHAKES
+                )
+            task = self.loop.create_task(self._handshake(conn))
+            self.handshakes[task] = None
+            task.add_done_callback(functools.partial(self._handshake_done, conn))
+
+    def _handshake_done(self, conn: socket.socket, task: asyncio.Task[None]) -> None:
+        self.handshakes.pop(task, None)
+        if task.cancelled():  # dropped before it began: no transport owns the socket
+            conn.close()
+
+    async def _handshake(self, conn: socket.socket) -> None:
+        # A failed or dropped handshake has nothing to answer; asyncio closes its socket.
+        with contextlib.suppress(OSError, ssl.SSLError, TimeoutError, asyncio.CancelledError):
+            await self.loop.connect_accepted_socket(
+                lambda: _Protocol(self),
+                conn,
+                ssl=self._context,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+            )
 
     def start(self) -> AdmissionServer:
         self._thread.start()
@@ -374,16 +470,20 @@ class AdmissionServer:
     def close(self) -> None:
         """Stop listening, drop open connections, and stop the loop and the pool."""
 
-        def stop() -> None:
-            if self._listener is not None:
-                self._listener.close()
+        async def stop() -> None:
+            tasks = [*([self._listener] if self._listener else []), *self.handshakes]
+            for task in tasks:
+                task.cancel()  # a handshake's transport aborts, its socket closes soon after
             for connection in [*self.connections, *self.strangers]:
                 if connection.transport is not None:
                     connection.transport.abort()
-            self.loop.call_soon(self.loop.stop)  # after the aborts' callbacks have run
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for _ in range(2):  # the aborts' callbacks close the sockets
+                await asyncio.sleep(0)
+            self.loop.stop()
 
         if self._thread.is_alive():
-            self.loop.call_soon_threadsafe(stop)
+            self.loop.call_soon_threadsafe(lambda: self.loop.create_task(stop()))
             self._thread.join(timeout=5)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if not self._thread.is_alive():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -318,7 +319,9 @@ def test_a_client_ca_that_is_not_a_certificate_is_a_usage_error(tmp_path: Path) 
 def test_with_client_ca_strangers_cannot_take_the_api_servers_connections(
     tmp_path: Path, isolated_docker_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Connections without the client certificate fill only their own small pool."""
+    """Connections without the client certificate fill only their own small pool, and a
+    full pool makes room by closing its oldest: idle connections held by any pod must not
+    keep the kubelet's probes out (a failed liveness probe restarts the webhook)."""
     monkeypatch.setattr(_server, "MAX_UNAUTHENTICATED", 2)
     monkeypatch.setattr(_server, "MAX_CONNECTIONS", 2)
     (tmp_path / "ca").mkdir()
@@ -333,12 +336,13 @@ def test_with_client_ca_strangers_cannot_take_the_api_servers_connections(
             for sock in held:
                 sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
                 assert _responses(sock, 1)[0][0] == 200
-            try:  # a third stranger is turned away
-                with _tls(hook) as third:
-                    third.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
-                    assert _closed(third)
-            except (ConnectionError, ssl.SSLError):
-                pass
+            # A third stranger (the kubelet's next probe) gets in; the oldest one goes.
+            with _tls(hook) as third:
+                third.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+                assert _responses(third, 1)[0][0] == 200
+            assert _closed(held[0])
+            held[1].sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+            assert _responses(held[1], 1)[0][0] == 200
             for _ in range(2):  # while the API server still gets in, twice at once
                 context = ssl.create_default_context(cafile=str(ca.bundle))
                 context.load_cert_chain(str(tmp_path / "api.crt"), str(tmp_path / "api.key"))
@@ -351,3 +355,115 @@ def test_with_client_ca_strangers_cannot_take_the_api_servers_connections(
         finally:
             for sock in held:
                 sock.close()
+
+
+def test_refusals_are_logged_a_line_per_interval_not_a_line_each(
+    tmp_path: Path, isolated_docker_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who reaches the port can be refused as fast as it can connect; the log says
+    so once, then how many more there were, instead of filling the node's disk."""
+    caplog.set_level(logging.INFO, logger="gate.admission")
+    ca = CA.create(tmp_path)
+    with serve(_policy(tmp_path), ca, tmp_path / "hook") as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        for _ in range(20):
+            with _tls(hook) as sock:
+                sock.sendall(b"BREW /pot HTTP/1.1 extra\r\n\r\n")
+                assert _responses(sock, 1)[0][0] == 400
+    refusals = [r for r in caplog.records if "refused a request" in r.getMessage()]
+    assert 1 <= len(refusals) <= 3, [r.getMessage() for r in refusals]
+
+
+def test_a_registrys_error_text_reaches_the_denial_without_control_characters(
+    hook: Webhook,
+) -> None:
+    """kubectl prints the denial to a person's terminal: a hostile registry's error message
+    must not recolour it, move the cursor, or start lines that look like other verdicts."""
+    from tests.servers.hostile_registry import Answer, HostileRegistry
+
+    trick = "\x1b[32mallowed\x1b[0m\r\n- image web is TRUSTED\x07\u202e"
+    body = json.dumps({"errors": [{"code": "DENIED", "message": trick}]}).encode()
+    registry = HostileRegistry(lambda _: Answer(404, body, {"Content-Type": "application/json"}))
+    try:
+        image = f"{registry.host}/x/web@sha256:{'c' * 64}"
+        answer = hook.post("validate", review(pod("web", image)))
+    finally:
+        registry.stop()
+    message = answer["status"]["message"]
+    assert answer["allowed"] is False and "DENIED" in message and registry.host in message
+    assert not any(c in message for c in "\x1b\x07\r\u202e"), message
+    assert "\n- image web" not in message  # one line per image, as the webhook wrote them
+
+
+def test_with_client_ca_a_stranger_cannot_make_the_webhook_hold_a_large_body(
+    tmp_path: Path, isolated_docker_config: Path
+) -> None:
+    """Without the client certificate nothing gets past 403, so the webhook does not wait
+    for (and buffer) megabytes it will refuse: 64 strangers times 3 MiB is memory."""
+    (tmp_path / "ca").mkdir()
+    (tmp_path / "api").mkdir()
+    ca, api_ca = CA.create(tmp_path / "ca"), CA.create(tmp_path / "api")
+    with serve(_policy(tmp_path), ca, tmp_path / "hook", client_ca=api_ca.bundle) as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        with _tls(hook) as sock:
+            sock.sendall(b"POST /validate HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n{")
+            [(status, _, text)] = _responses(sock, 1)  # at once, not after the body
+            assert status == 413 and b"larger than" in text
+
+
+def test_with_client_ca_a_rotated_client_ca_file_is_picked_up(
+    tmp_path: Path, isolated_docker_config: Path
+) -> None:
+    """The client CA file is reloaded like the serving pair: a CA rotated out stops being
+    trusted, and the API server's certificate from the new one gets in, without a restart."""
+    for name in ("ca", "old", "new"):
+        (tmp_path / name).mkdir()
+    ca, old, new = (CA.create(tmp_path / n) for n in ("ca", "old", "new"))
+    for who, issuer in (("old", old), ("new", new)):
+        issuer.issue(tmp_path / f"{who}.crt", tmp_path / f"{who}.key", common_name="apiserver")
+    client_ca = tmp_path / "client-ca.crt"
+    client_ca.write_bytes(old.bundle.read_bytes())
+
+    def admitted(who: str) -> bool:
+        context = ssl.create_default_context(cafile=str(ca.bundle))
+        context.load_cert_chain(str(tmp_path / f"{who}.crt"), str(tmp_path / f"{who}.key"))
+        try:
+            raw = socket.create_connection(("127.0.0.1", hook.server.port), timeout=10)
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+                sock.sendall(_post(json.dumps(_skipped_review("ca")).encode()))
+                return _responses(sock, 1)[0][0] == 200
+        except (ConnectionError, ssl.SSLError, AssertionError):
+            return False
+
+    with serve(_policy(tmp_path), ca, tmp_path / "hook", client_ca=client_ca) as hook:
+        assert admitted("old") and not admitted("new")
+        client_ca.write_bytes(new.bundle.read_bytes())
+        deadline = time.monotonic() + 10  # the files are looked at once a second
+        while not admitted("new"):
+            assert time.monotonic() < deadline, "the new client CA was never used"
+            time.sleep(0.2)
+        assert not admitted("old")
+
+
+def test_connections_that_never_finish_the_handshake_are_bounded(
+    tmp_path: Path, isolated_docker_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before its handshake a connection is in no pool; without a bound any pod could hold
+    sockets and memory by the thousand for the handshake timeout. The oldest go first, so
+    a client that does finish its handshake still gets in."""
+    monkeypatch.setattr(_server, "MAX_HANDSHAKES", 4)
+    monkeypatch.setattr(_server, "HANDSHAKE_TIMEOUT", 120.0)
+    ca = CA.create(tmp_path)
+    with serve(_policy(tmp_path), ca, tmp_path / "hook") as hook:
+        hook.ca = ca  # type: ignore[attr-defined]
+        silent = [socket.create_connection(("127.0.0.1", hook.server.port)) for _ in range(10)]
+        try:
+            with _tls(hook) as sock:  # the newest: it gets in
+                sock.sendall(b"GET /healthz HTTP/1.1\r\n\r\n")
+                assert _responses(sock, 1)[0][0] == 200
+            for held in silent[:6]:  # long before the handshake timeout
+                held.settimeout(30)
+                assert _closed(held)  # type: ignore[arg-type]
+        finally:
+            for held in silent:
+                held.close()

@@ -599,6 +599,34 @@ def test_a_replaced_key_file_is_a_policy_change(env: dict[str, Any], daemon: Doc
         assert alert["status"] != "TRUSTED"
 
 
+def test_a_key_file_removed_and_put_back_is_a_policy_that_loads_again(
+    env: dict[str, Any], daemon: Dockerd
+) -> None:
+    """A key rotated as remove-then-write: the policy fails while the file is gone, and must
+    load again once it is back (the stamp used to cover only the policy file then)."""
+    signed = f"faults/putback:{secrets.token_hex(3)}"
+    make_image(daemon, signed)
+    assert main(["sign", f"docker://{signed}", "--key", env["key"]]) == 0
+    key_file = env["dir"] / "ci-putback.pub"
+    key_file.write_bytes(Path(env["pub"]).read_bytes())
+    policy = env["dir"] / "policy.yaml"
+    policy.write_text(
+        "version: 1\nsigners:\n  - name: ci\n    key: ci-putback.pub\nrules:\n"
+        '  - match: "**"\n    require: {signers: [ci], threshold: 1}\n'
+    )
+    run(daemon, signed)
+    with (
+        Recorder() as hook,
+        Running(env, [hook.url + "/hook"], policy=str(policy), interval=3600) as running,
+    ):
+        wait_for(lambda: running.dog.verifications >= 1, 10, "a first verification")
+        key_file.unlink()
+        wait_for(lambda: faults(hook, "policy"), 5, "an alert about the policy")
+        key_file.write_bytes(Path(env["pub"]).read_bytes())
+        wait_for(lambda: len(faults(hook, "policy")) == 2, 10, "the policy loading again")
+        assert [f["status"] for f in faults(hook, "policy")] == ["ERROR", "TRUSTED"]
+
+
 # --- 5. faults of its own do not kill it ----------------------------------------------------
 
 

@@ -169,7 +169,8 @@ def test_a_rotated_key_file_changes_the_version_and_the_stamp(
         'rules:\n  - match: "**"\n    require: {signers: [ci]}\n'
     )
     before = policy.load(path)
-    assert before.files == (str(key_file),)  # env:// and inline keys are no files
+    assert before.files[0] == str(key_file)  # env:// and inline keys are no files
+    assert not any("SOME_PEM" in f for f in before.files)
     stamp = policy.stamp(str(path), before)
     key_file.write_bytes(keys.generate().public_key.pem)
     after = policy.load(path)
@@ -178,3 +179,37 @@ def test_a_rotated_key_file_changes_the_version_and_the_stamp(
     assert policy.stamp(str(path), before) != stamp
     key_file.unlink()
     assert policy.stamp(str(path), before)[1][0] == "missing"
+
+
+def test_an_imported_trust_root_changes_the_version_and_the_stamp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A keyless policy without ``trust:`` trusts the embedded root plus every imported one:
+    importing, replacing or removing one must reach a running webhook or watchdog."""
+    from gate.sigstore import import_root
+
+    roots = Path(__file__).parents[1] / "assets" / "vectors"
+    trust = tmp_path / "trust"
+    monkeypatch.setenv("SEALGATE_TRUST_DIR", str(trust))
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "version: 1\nsigners:\n  - name: r\n"
+        "    keyless: {issuer: 'https://issuer.example', subject: 'me@example.com'}\n"
+        "rules:\n  - match: '**'\n"
+    )
+    seen = [policy.load(path)]
+    stamps = [policy.stamp(str(path), seen[0])]
+    staging = roots / "sigstore-trust-roots" / "staging.trusted_root.json"
+    other = roots / "github-attestations" / "cli-testdata-trusted_root.json"
+    (tmp_path / "mine.json").write_bytes(staging.read_bytes())
+    import_root(str(tmp_path / "mine.json"))  # a new root
+    (tmp_path / "mine.json").write_bytes(other.read_bytes())
+    for change in (lambda: import_root(str(tmp_path / "mine.json")), (trust / "mine.json").unlink):
+        stamps.append(policy.stamp(str(path), seen[-1]))
+        seen.append(policy.load(path))
+        change()  # replaced in place, then removed
+    stamps.append(policy.stamp(str(path), seen[-1]))
+    seen.append(policy.load(path))
+    versions = [p.version for p in seen]
+    assert len(set(versions[:3])) == 3 and versions[3] == versions[0], versions
+    assert len(set(stamps)) == 4, stamps

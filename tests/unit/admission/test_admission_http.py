@@ -123,6 +123,13 @@ def test_expect_100_continue_is_flagged_until_the_body_is_here() -> None:
         (b"GET /healthz HTTP/1.1\r\nHost x\r\n\r\n", 400, "malformed"),
         (b"GET /healthz HTTP/1.1\r\nHost : x\r\n\r\n", 400, "malformed"),
         (b"GET /healthz HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", 400, "malformed"),
+        # A bare LF ends a line for some proxies: the Content-Length they see must not
+        # hide inside a value here (the body would be read as the next request).
+        (b"POST /v HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\n", 400, "control"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\n", 400, "control"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\rContent-Length: 5\r\n\r\n", 400, "control"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\x00y\r\n\r\n", 400, "control"),
+        (b"GET /healthz\nHost: HTTP/1.1\r\n\r\n", 400, "request line"),
         (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\r\n\r\n", 400, "request line"),
         (b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * 65 + b"\r\n", 431, "more than 64"),
     ],
