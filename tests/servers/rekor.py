@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -159,34 +159,41 @@ class Rekor:
         }
 
 
-def start() -> Rekor:
-    holder: list[Rekor] = []
+class _Log(Protocol):
+    fault: str | None
+    posts: int
+
+    def add(self, proposed: dict[str, Any]) -> dict[str, Any]: ...
+
+
+def _serve(path: str, holder: list[_Log]) -> ThreadingHTTPServer:
+    """POST ``path`` -> ``add`` (201), the ``500`` fault, and nothing else, for ``holder[0]``."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def do_POST(self) -> None:
-            rekor = holder[0]
+            log = holder[0]
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             status, doc = 404, {"message": "not found"}
-            if self.path == "/api/v1/log/entries":
-                rekor.posts += 1
-                if rekor.fault == "500":
+            if self.path == path:
+                log.posts += 1
+                if log.fault == "500":
                     status, doc = 500, {"message": "internal error"}
                 else:
                     try:
-                        status, doc = 201, rekor.add(json.loads(raw))
-                    except (ValueError, KeyError, TypeError) as e:
-                        status, doc = 400, {"message": str(e)}
+                        status, doc = 201, log.add(json.loads(raw))
+                    except (ValueError, KeyError, TypeError, InvalidSignature) as e:
+                        status, doc = 400, {"message": str(e) or type(e).__name__}
             body = json.dumps(doc).encode()
             self.send_response(status)
-            if status == 201:
-                # NOTE: Rekor names the new entry's UUID in ETag and Location; sigstore-go
+            if status == 201 and path.startswith("/api/v1/"):
+                # NOTE: Rekor v1 names the new entry's UUID in ETag and Location; sigstore-go
                 # (cosign v3) looks the entry up in the answer by that ETag.
                 (uuid,) = doc
                 self.send_header("ETag", uuid)
-                self.send_header("Location", f"/api/v1/log/entries/{uuid}")
+                self.send_header("Location", f"{path}/{uuid}")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -194,9 +201,14 @@ def start() -> Rekor:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    rekor = Rekor(server)
-    holder.append(rekor)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def start() -> Rekor:
+    holder: list[_Log] = []
+    rekor = Rekor(_serve("/api/v1/log/entries", holder))
+    holder.append(rekor)
     return rekor
 
 
@@ -304,35 +316,7 @@ class RekorV2:
 
 
 def start_v2() -> RekorV2:
-    holder: list[RekorV2] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:
-            rekor = holder[0]
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, doc = 404, {"message": "not found"}
-            if self.path == "/api/v2/log/entries":
-                rekor.posts += 1
-                if rekor.fault == "500":
-                    status, doc = 500, {"message": "internal error"}
-                else:
-                    try:
-                        status, doc = 201, rekor.add(json.loads(raw))
-                    except (ValueError, KeyError, TypeError, InvalidSignature) as e:
-                        status, doc = 400, {"message": str(e) or type(e).__name__}
-            body = json.dumps(doc).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    rekor = RekorV2(server)
+    holder: list[_Log] = []
+    rekor = RekorV2(_serve("/api/v2/log/entries", holder))
     holder.append(rekor)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     return rekor
