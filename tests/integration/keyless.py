@@ -13,7 +13,7 @@ import pytest
 from gate import signatures
 from gate.cli import main
 from gate.refs import Reference
-from tests.servers import sigstore_stack
+from tests.servers import oidc, sigstore_stack
 
 from ..conftest import ROOT, require
 from .conftest import RegistryServer
@@ -48,6 +48,40 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, isolated_docker_config: Path) -> 
         "GITHUB_ACTIONS",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+CI_ENV = {
+    "GITHUB_ACTIONS": "true",
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_REPOSITORY": "acme/payments",
+    "GITHUB_SHA": "a" * 40,
+    "GITHUB_REF": "refs/heads/main",
+    "GITHUB_WORKFLOW_REF": "acme/payments/.github/workflows/release.yml@refs/heads/main",
+    "GITHUB_RUN_ID": "1001",
+    "GITHUB_RUN_ATTEMPT": "1",
+    "GITHUB_EVENT_NAME": "push",
+}
+
+
+def in_ci(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment of a GitHub Actions push to main, which provenance describes."""
+    for name, value in CI_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def sign_provenance(
+    stack: sigstore_stack.Stack,
+    ref: Reference,
+    out_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``sign --keyless --provenance --report-dir out_dir`` as release.yml; it must succeed."""
+    token = stack.issuer.token(oidc.github_claims())
+    code = sign(stack, str(ref), "--identity-token", token, "--provenance",
+                "--report-dir", str(out_dir))  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "Attached signed SLSA provenance to 1 image;" in out
 
 
 def sign(stack: sigstore_stack.Stack, image: str, *extra: str, root: Path | None = None) -> int:

@@ -22,12 +22,14 @@ from .conftest import RegistryServer
 from .keyless import (
     GITHUB_SAN,
     clean_env,
+    in_ci,
     js_verify,
     legacy_layer,
     node,
     nothing_attached,
     referrer_bundle,
     sign,
+    sign_provenance,
     stack,
     token_free,
 )
@@ -153,19 +155,6 @@ def test_action_signs_keylessly_without_a_key(
     assert token_free(log + summary + (files / "output").read_text(), stack)
 
 
-CI_ENV = {
-    "GITHUB_ACTIONS": "true",
-    "GITHUB_SERVER_URL": "https://github.com",
-    "GITHUB_REPOSITORY": "acme/payments",
-    "GITHUB_SHA": "a" * 40,
-    "GITHUB_REF": "refs/heads/main",
-    "GITHUB_WORKFLOW_REF": "acme/payments/.github/workflows/release.yml@refs/heads/main",
-    "GITHUB_RUN_ID": "1001",
-    "GITHUB_RUN_ATTEMPT": "1",
-    "GITHUB_EVENT_NAME": "push",
-}
-
-
 def test_keyless_provenance_both_layouts(
     stack: sigstore_stack.Stack,
     registry: RegistryServer,
@@ -178,16 +167,10 @@ def test_keyless_provenance_both_layouts(
     """`sign --keyless --provenance`: the .att and the referrer verify (gate, cosign v3)."""
     from .peers import Runner, peer
 
-    for name, value in CI_ENV.items():
-        monkeypatch.setenv(name, value)
+    in_ci(monkeypatch)
     ref = push_random_image(registry, "keyless/provenance")
-    token = stack.issuer.token(oidc.github_claims())
     out_dir = tmp_path / "out"
-    code = sign(stack, str(ref), "--identity-token", token, "--provenance",
-                "--report-dir", str(out_dir))  # fmt: skip
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert "Attached signed SLSA provenance to 1 image;" in out
+    sign_provenance(stack, ref, out_dir, capsys)
     roots = TrustedRoot.load(stack.root_path)
     who = Identity(issuer=oidc.GITHUB_ISSUER, subject=GITHUB_SAN)
     slsa = "https://slsa.dev/provenance/v1"
@@ -242,8 +225,7 @@ def test_keyless_provenance_failure_attaches_no_signature_either(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The image's signature is logged, the provenance's Rekor upload fails: nothing is pushed."""
-    for name, value in CI_ENV.items():
-        monkeypatch.setenv(name, value)
+    in_ci(monkeypatch)
     ref = push_random_image(registry, "keyless/provenance-fails")
     token = stack.issuer.token(oidc.github_claims())
     rekor = stack.rekor
@@ -361,8 +343,7 @@ def _signed_and_gated(
     repository: str,
 ) -> tuple[Reference, Path, Path]:
     """An image signed keylessly by release.yml, a policy trusting it, a Compose file naming it."""
-    for name, value in CI_ENV.items():
-        monkeypatch.setenv(name, value)
+    in_ci(monkeypatch)
     ref = push_random_image(registry, repository)
     assert sign(stack, str(ref), "--identity-token", stack.issuer.token(oidc.github_claims())) == 0
     policy = _keyless_policy(tmp_path / "policy.yaml", stack, GITHUB_SAN)

@@ -234,19 +234,13 @@ def test_v2_provenance_is_a_bundle_referrer_only(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`sign --provenance` with Rekor v2: signature and provenance bundles, no .sig/.att."""
+    from .keyless import in_ci, sign_provenance
     from .peers import Runner, peer
-    from .test_keyless_ci import CI_ENV
 
-    for name, value in CI_ENV.items():
-        monkeypatch.setenv(name, value)
+    in_ci(monkeypatch)
     ref = push_random_image(registry, "keyless-v2/provenance")
-    token = stack.issuer.token(oidc.github_claims())
     out_dir = tmp_path / "out"
-    code = sign(stack, str(ref), "--identity-token", token, "--provenance",
-                "--report-dir", str(out_dir))  # fmt: skip
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert "Attached signed SLSA provenance to 1 image;" in out
+    sign_provenance(stack, ref, out_dir, capsys)
     assert not _legacy_tags(registry, ref)
     client = registry.client()
     kinds = sorted(
